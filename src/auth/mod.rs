@@ -1,0 +1,269 @@
+//! The authenticator stage: proves who sent a request.
+//!
+//! Custom sources: HMAC signature, timestamp window, (source, nonce) replay.
+//! TradingView sources: sender address allowlist, then the token.
+//! Its output, [`Authenticated`], can only be made here, so later stages
+//! cannot receive an unchecked request. It never rate-limits or publishes.
+
+pub mod replay;
+pub mod signature;
+pub mod tradingview;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::{SourceConfig, SourceKind};
+use crate::error::GatewayError;
+use crate::ids::is_token;
+use crate::stage::{guarded, MAILBOX_CAPACITY};
+use crate::telemetry::metrics;
+use replay::{NonceClaim, ReplayStore};
+
+/// Longest nonce accepted (visible ASCII).
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// The credentials a request carries, as received.
+#[derive(Default)]
+pub struct Credentials {
+    pub signature: Option<String>,
+    pub timestamp: Option<String>,
+    pub nonce: Option<String>,
+    /// TradingView: the `token` query parameter. Never logged.
+    pub query_token: Option<String>,
+}
+
+/// Message in: a request to authenticate.
+#[derive(Message)]
+#[rtype(result = "Result<Authenticated, GatewayError>")]
+pub struct Authenticate {
+    pub source: Arc<SourceConfig>,
+    pub credentials: Credentials,
+    pub client_ip: IpAddr,
+    pub body: Bytes,
+}
+
+/// How a request proved itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    HmacSha256,
+    TradingviewToken,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::HmacSha256 => "hmac-sha256",
+            Scheme::TradingviewToken => "tradingview-token",
+        }
+    }
+}
+
+/// Message out: a request whose sender is proven.
+pub struct Authenticated {
+    pub source: Arc<SourceConfig>,
+    pub scheme: Scheme,
+    /// Which key verified (custom sources), for logs and rotation metrics.
+    pub key_id: Option<String>,
+    /// The body to publish: as received, with any token redacted.
+    pub body: Bytes,
+    /// The body parsed as JSON, if the stage already had to parse it.
+    pub json: Option<Value>,
+    /// The claimed nonce (custom sources); commit once stored.
+    pub nonce: Option<NonceClaim>,
+    _seal: Seal,
+}
+
+/// Only this module can make a `Seal`, so only it can make an [`Authenticated`].
+struct Seal;
+
+/// One authenticator per HTTP worker; the replay store is shared.
+pub struct Authenticator {
+    replay: Arc<ReplayStore>,
+    window: Duration,
+}
+
+impl Authenticator {
+    pub fn new(replay: Arc<ReplayStore>, window: Duration) -> Self {
+        Authenticator { replay, window }
+    }
+}
+
+impl Actor for Authenticator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Supervised for Authenticator {}
+
+impl Handler<Authenticate> for Authenticator {
+    type Result = ResponseFuture<Result<Authenticated, GatewayError>>;
+
+    fn handle(&mut self, msg: Authenticate, ctx: &mut Context<Self>) -> Self::Result {
+        let window = self.window;
+        // The CPU part (MAC, token) runs here, guarded; the nonce claim may
+        // have to wait for another request's outcome, so it runs as a future.
+        let checked = guarded(ctx, "authenticator", move || verify(msg, window));
+        let replay = self.replay.clone();
+        Box::pin(async move {
+            let (mut auth, nonce) = checked?;
+            if let Some(nonce) = nonce {
+                auth.nonce = Some(replay.claim(&auth.source.id, &nonce).await?);
+            }
+            Ok(auth)
+        })
+    }
+}
+
+/// Checks the credentials; returns the authenticated request and, for
+/// custom sources, the nonce still to be claimed.
+fn verify(
+    msg: Authenticate,
+    window: Duration,
+) -> Result<(Authenticated, Option<String>), GatewayError> {
+    let source = msg.source;
+    let result = match source.kind {
+        SourceKind::Custom => verify_custom(&source, msg.credentials, msg.body, window),
+        SourceKind::Tradingview => {
+            verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
+        }
+    };
+    match result {
+        Ok((scheme, key_id, body, json, nonce)) => {
+            if let Some(key) = &key_id {
+                metrics()
+                    .auth_key_used
+                    .with_label_values(&[source.id.as_str(), key])
+                    .inc();
+            }
+            Ok((
+                Authenticated {
+                    source,
+                    scheme,
+                    key_id,
+                    body,
+                    json,
+                    nonce: None,
+                    _seal: Seal,
+                },
+                nonce,
+            ))
+        }
+        Err(e) => {
+            metrics()
+                .auth_failures
+                .with_label_values(&[source.id.as_str(), e.code()])
+                .inc();
+            Err(e)
+        }
+    }
+}
+
+type Verified = (Scheme, Option<String>, Bytes, Option<Value>, Option<String>);
+
+fn verify_custom(
+    source: &SourceConfig,
+    creds: Credentials,
+    body: Bytes,
+    window: Duration,
+) -> Result<Verified, GatewayError> {
+    let header = creds.signature.ok_or_else(|| {
+        GatewayError::unauthorized("missing_signature", "X-Signature header is required")
+    })?;
+    let timestamp = creds.timestamp.ok_or_else(|| {
+        GatewayError::unauthorized("invalid_timestamp", "X-Timestamp header is required")
+    })?;
+    let nonce = creds
+        .nonce
+        .filter(|n| is_token(n, MAX_NONCE_LEN))
+        .ok_or_else(|| {
+            GatewayError::unauthorized(
+                "invalid_nonce",
+                format!("X-Nonce header is required: 1-{MAX_NONCE_LEN} visible ASCII characters"),
+            )
+        })?;
+    check_timestamp(&timestamp, window)?;
+    let signature = signature::parse_header(&header).map_err(|_| {
+        GatewayError::unauthorized(
+            "invalid_signature",
+            "X-Signature must be sha256=<64 hex digits>",
+        )
+    })?;
+    let key_id = signature::verify(&source.keys, &timestamp, &nonce, &body, &signature)
+        .map_err(|_| {
+            GatewayError::unauthorized(
+                "invalid_signature",
+                "signature does not match X-Timestamp.X-Nonce.body for any key of this source",
+            )
+        })?
+        .to_owned();
+    Ok((Scheme::HmacSha256, Some(key_id), body, None, Some(nonce)))
+}
+
+/// `X-Timestamp` is Unix seconds within `window` of the gateway clock.
+fn check_timestamp(value: &str, window: Duration) -> Result<(), GatewayError> {
+    let ts: i64 = value.trim().parse().map_err(|_| {
+        GatewayError::unauthorized("invalid_timestamp", "X-Timestamp must be Unix seconds")
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    if ts.abs_diff(now) > window.as_secs() {
+        return Err(GatewayError::unauthorized(
+            "stale_timestamp",
+            format!(
+                "X-Timestamp is more than {} s away from the gateway clock",
+                window.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn verify_tradingview(
+    source: &SourceConfig,
+    creds: Credentials,
+    client_ip: IpAddr,
+    body: Bytes,
+) -> Result<Verified, GatewayError> {
+    if let Some(allowed) = &source.allowed_ips {
+        if !tradingview::sender_allowed(client_ip, allowed) {
+            return Err(GatewayError::Forbidden {
+                code: "sender_not_allowed",
+                message: format!("sender address {client_ip} is not allowed for this source"),
+            });
+        }
+    }
+    let expected = source.token.as_ref().ok_or_else(|| {
+        GatewayError::unavailable("misconfigured", "source has no token configured")
+    })?;
+    let verified =
+        tradingview::verify(body, creds.query_token.as_deref(), expected).map_err(|e| match e {
+            tradingview::TokenError::Missing => GatewayError::unauthorized(
+                "missing_token",
+                "a token is required: the JSON field \"passphrase\" or the query parameter token",
+            ),
+            tradingview::TokenError::Mismatch => {
+                GatewayError::unauthorized("invalid_token", "token does not match")
+            }
+            tradingview::TokenError::Escaped => GatewayError::bad_request(
+                "escaped_token",
+                "the passphrase must be a plain JSON string without escape sequences",
+            ),
+        })?;
+    Ok((
+        Scheme::TradingviewToken,
+        None,
+        verified.body,
+        verified.json,
+        None,
+    ))
+}

@@ -1,0 +1,203 @@
+//! TradingView authentication. TradingView sends no custom headers, so a
+//! source proves itself with a per-source token, given either as the
+//! `passphrase` field of a JSON body or as a `token` query parameter, and
+//! optionally with the sender's address (TradingView publishes four).
+//!
+//! The token must never travel further than this module: it is redacted from
+//! the body bytes (which are published raw) and removed from the parsed JSON.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What replaces the token's bytes in a published body.
+pub const REDACTED: &[u8] = b"[REDACTED]";
+
+/// The JSON field that carries the token.
+pub const PASSPHRASE_FIELD: &str = "passphrase";
+
+/// Why a TradingView request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Missing,
+    Mismatch,
+    /// The passphrase matched only after JSON unescaping, so its bytes could
+    /// not be redacted from the raw body.
+    Escaped,
+}
+
+/// Constant-time token comparison that does not leak the length either:
+/// both sides are hashed first.
+pub fn token_matches(presented: &str, expected: &SecretString) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(expected.expose_secret().as_bytes());
+    a.ct_eq(&b).into()
+}
+
+/// `true` when `ip` is inside one of `allowed`.
+pub fn sender_allowed(ip: IpAddr, allowed: &[IpNet]) -> bool {
+    // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    allowed.iter().any(|net| net.contains(&ip))
+}
+
+/// The result of checking a TradingView body and query token.
+pub struct Verified {
+    /// The body with every occurrence of the token replaced by `[REDACTED]`.
+    pub body: Bytes,
+    /// The body parsed as JSON (passphrase removed), when it is JSON.
+    pub json: Option<Value>,
+}
+
+/// Verifies the token(s) presented and strips them.
+///
+/// Every token presented must match: a JSON body's `passphrase` and the
+/// `token` query parameter, whichever are there; at least one must be.
+pub fn verify(
+    body: Bytes,
+    query_token: Option<&str>,
+    expected: &SecretString,
+) -> Result<Verified, TokenError> {
+    // TradingView labels anything that is not exactly valid JSON as
+    // text/plain; the body's content decides, not its header.
+    let json = parse_object(&body);
+    let passphrase = json
+        .as_ref()
+        .and_then(|v| v.get(PASSPHRASE_FIELD))
+        .map(|p| p.as_str().unwrap_or_default().to_owned());
+    if passphrase.is_none() && query_token.is_none() {
+        return Err(TokenError::Missing);
+    }
+    for presented in passphrase.iter().map(String::as_str).chain(query_token) {
+        if !token_matches(presented, expected) {
+            return Err(TokenError::Mismatch);
+        }
+    }
+    let token = expected.expose_secret().as_bytes();
+    let redacted = redact(&body, token);
+    if passphrase.is_some() && redacted.is_none() {
+        return Err(TokenError::Escaped);
+    }
+    let (body, json) = match redacted {
+        // Re-read the redacted body, so the token cannot survive anywhere in
+        // the parsed value either.
+        Some(clean) => {
+            let json = parse_object(&clean);
+            (clean, json)
+        }
+        None => (body, json),
+    };
+    let json = json.map(|mut v| {
+        if let Some(map) = v.as_object_mut() {
+            map.shift_remove(PASSPHRASE_FIELD);
+        }
+        v
+    });
+    Ok(Verified { body, json })
+}
+
+/// Parses `body` as a JSON value if it is one (whitespace around it allowed).
+pub fn parse_object(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(body).ok()
+}
+
+/// Replaces every occurrence of `needle` in `haystack`; `None` if there is none.
+pub fn redact(haystack: &[u8], needle: &[u8]) -> Option<Bytes> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    let mut found = false;
+    while let Some(pos) = find(rest, needle) {
+        found = true;
+        out.extend_from_slice(&rest[..pos]);
+        out.extend_from_slice(REDACTED);
+        rest = &rest[pos + needle.len()..];
+    }
+    if !found {
+        return None;
+    }
+    out.extend_from_slice(rest);
+    Some(Bytes::from(out))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SecretString {
+        SecretString::from("tv-token-0123456789")
+    }
+
+    #[test]
+    fn passphrase_in_json_is_verified_and_stripped() {
+        let body = Bytes::from_static(
+            br#"{"passphrase":"tv-token-0123456789","ticker":"BTCUSDT","action":"buy"}
+"#,
+        );
+        let v = verify(body, None, &secret()).unwrap();
+        assert!(!String::from_utf8_lossy(&v.body).contains("tv-token"));
+        let json = v.json.unwrap();
+        assert!(json.get("passphrase").is_none());
+        assert_eq!(json["ticker"], "BTCUSDT");
+    }
+
+    #[test]
+    fn query_token_with_plain_text_body() {
+        let body = Bytes::from_static(b"buy BTCUSDT 1 token=tv-token-0123456789");
+        let v = verify(body, Some("tv-token-0123456789"), &secret()).unwrap();
+        assert_eq!(&v.body[..], b"buy BTCUSDT 1 token=[REDACTED]");
+        assert!(v.json.is_none());
+    }
+
+    #[test]
+    fn wrong_or_missing_tokens_are_refused() {
+        let body = Bytes::from_static(br#"{"passphrase":"nope","ticker":"X"}"#);
+        assert_eq!(
+            verify(body.clone(), None, &secret()).err(),
+            Some(TokenError::Mismatch)
+        );
+        assert_eq!(
+            verify(body, Some("tv-token-0123456789"), &secret()).err(),
+            Some(TokenError::Mismatch),
+            "a wrong passphrase fails even beside a right query token"
+        );
+        assert_eq!(
+            verify(Bytes::from_static(b"buy X 1"), None, &secret()).err(),
+            Some(TokenError::Missing)
+        );
+    }
+
+    #[test]
+    fn an_escaped_passphrase_is_refused_because_it_cannot_be_redacted() {
+        let body = Bytes::from_static(br#"{"passphrase":"tv-token-\u0030123456789"}"#);
+        assert_eq!(
+            verify(body, None, &secret()).err(),
+            Some(TokenError::Escaped)
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_senders_match_ipv4_networks() {
+        let nets: Vec<IpNet> = vec!["52.89.214.238/32".parse().unwrap()];
+        assert!(sender_allowed("52.89.214.238".parse().unwrap(), &nets));
+        assert!(sender_allowed(
+            "::ffff:52.89.214.238".parse().unwrap(),
+            &nets
+        ));
+        assert!(!sender_allowed("52.89.214.239".parse().unwrap(), &nets));
+    }
+}

@@ -1,0 +1,626 @@
+//! Typed settings, layered from `config/default.toml`, an optional file given
+//! with `--config FILE`, and the seed's environment variables (last wins).
+//!
+//! Every secret is a [`SecretString`] from the moment it is read, so no
+//! `Debug` output or log line can print it. A bad setting stops start-up with
+//! a message naming the setting (and the environment variable, if it came
+//! from one).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::ids::SourceId;
+
+/// The defaults, compiled in so the binary runs from anywhere; the same text
+/// is `config/default.toml` in the repository.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The seed's environment variables (and the few this gateway adds), with
+/// the setting each one overrides.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SERVICE_NAME", "service_name"),
+    ("ENV", "env"),
+    ("LOG_LEVEL", "log_level"),
+    ("HTTP_ADDR", "http_addr"),
+    ("HTTP_WORKERS", "http.workers"),
+    ("NATS_URL", "nats.url"),
+    ("NATS_STREAM", "nats.stream"),
+    ("NATS_DURABLE", "nats.durable"),
+    ("API_KEY_HMAC_SECRET", "api_key_hmac_secret"),
+    ("TRADINGVIEW_TOKEN", "tradingview_token"),
+    ("IDEMPOTENCY_TTL_SEC", "idempotency_ttl_sec"),
+    ("RATE_LIMIT_RPS", "rate_limit_rps"),
+    ("RATE_LIMIT_BURST", "rate_limit_burst"),
+    ("REPLAY_WINDOW_SEC", "replay_window_sec"),
+    ("ALLOWED_SOURCES", "allowed_sources"),
+    ("TRUSTED_PROXIES", "trusted_proxies"),
+];
+
+/// TradingView cancels a webhook after about 3 s; a TradingView source must
+/// answer before that, so its acknowledgement cap must stay below this.
+pub const TRADINGVIEW_MAX_ACK_WAIT: Duration = Duration::from_millis(2900);
+
+/// A configuration problem, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// Settings as read from the layered sources, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    service_name: String,
+    env: String,
+    log_level: String,
+    http_addr: String,
+    #[serde(deserialize_with = "comma_list")]
+    allowed_sources: Vec<String>,
+    replay_window_sec: u64,
+    idempotency_ttl_sec: u64,
+    rate_limit_rps: u32,
+    rate_limit_burst: u32,
+    #[serde(deserialize_with = "comma_list")]
+    trusted_proxies: Vec<String>,
+    api_key_hmac_secret: Option<SecretString>,
+    tradingview_token: Option<SecretString>,
+    http: HttpSettings,
+    nats: NatsSettings,
+    stores: StoreSettings,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+}
+
+/// HTTP server limits. Each bound says what happens when it is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// HTTP worker threads; 0 = one per core. Each worker owns a full set of
+    /// stage actors and its own NATS connection.
+    pub workers: usize,
+    /// Raw body bytes as received; more → 413 without reading further.
+    pub max_body_bytes: usize,
+    /// Time to receive the request head; slower → connection closed (408).
+    pub client_request_timeout_ms: u64,
+    /// Time to receive the whole body; slower → 408 (actix-web has no
+    /// body-read timeout of its own).
+    pub body_read_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this long.
+    pub keep_alive_sec: u64,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub shutdown_timeout_sec: u64,
+    /// Concurrent connections per worker; more wait in the accept backlog.
+    pub max_connections_per_worker: usize,
+}
+
+/// NATS / JetStream settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    pub url: String,
+    pub stream: String,
+    /// Durable consumer name for tools that read the stream (`tail`, agents).
+    pub durable: String,
+    pub subject_raw: String,
+    pub subject_normalized: String,
+    pub subject_dlq: String,
+    /// Stream replicas when the gateway creates the stream (1 on one node, 3
+    /// on a cluster).
+    pub stream_replicas: usize,
+    /// JetStream de-duplication window for `Nats-Msg-Id`; must cover the
+    /// message window so a retried publish is never stored twice.
+    pub duplicate_window_sec: u64,
+    /// Client ping interval: a silently dead connection is noticed after
+    /// about two missed pings (async-nats' default of 60 s means minutes).
+    pub ping_interval_sec: u64,
+    pub connect_timeout_ms: u64,
+    /// One publish attempt waits this long for its JetStream ack; a timeout
+    /// marks NATS unavailable until a health probe succeeds again.
+    pub ack_timeout_ms: u64,
+    /// Messages (not requests) waiting for an ack at once; full → 503 at once.
+    pub buffer_capacity: usize,
+    /// How long a buffered message keeps trying to reach JetStream; after
+    /// that it is dropped and its request fails (it is never acked later).
+    pub message_window_sec: u64,
+    /// Default cap on how long a request waits for its acks before it
+    /// answers 503 (its message may still land inside its window).
+    pub request_ack_wait_ms: u64,
+    /// Readiness probe period.
+    pub probe_interval_ms: u64,
+}
+
+/// Bounds of the in-memory replay and idempotency stores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Entries at which a store refuses new claims with 503 rather than
+    /// evicting a live entry (an evicted nonce could be replayed).
+    pub replay_capacity: u64,
+    pub idempotency_capacity: u64,
+}
+
+/// How a source proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// `X-Signature: sha256=<hex>` over `timestamp.nonce.body`.
+    Custom,
+    /// A per-source token in the URL or the JSON `passphrase` field.
+    Tradingview,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Custom => "custom",
+            SourceKind::Tradingview => "tradingview",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: Option<SourceKind>,
+    /// Custom sources: one secret, or several (`secrets`) during a rotation.
+    secret: Option<SecretString>,
+    #[serde(default)]
+    secrets: Vec<RawKey>,
+    /// TradingView sources: the token (alias `passphrase`).
+    #[serde(alias = "passphrase")]
+    token: Option<SecretString>,
+    rate_limit_rps: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    /// Sender addresses or networks allowed for this source (CIDR).
+    allowed_ips: Option<Vec<String>>,
+    /// Cap on how long a request of this source waits for its acks.
+    ack_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: String,
+    secret: SecretString,
+}
+
+/// One live HMAC key of a custom source.
+#[derive(Debug, Clone)]
+pub struct HmacKey {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+/// A source, validated and ready to serve.
+#[derive(Debug)]
+pub struct SourceConfig {
+    pub id: SourceId,
+    pub kind: SourceKind,
+    /// Custom sources: every live key (any one verifies).
+    pub keys: Vec<HmacKey>,
+    /// TradingView sources: the token.
+    pub token: Option<SecretString>,
+    pub rate_limit_rps: u32,
+    pub rate_limit_burst: u32,
+    pub allowed_ips: Option<Vec<IpNet>>,
+    pub ack_wait: Duration,
+}
+
+/// The validated settings the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub service_name: String,
+    pub env: String,
+    pub log_level: String,
+    pub http_addr: SocketAddr,
+    pub replay_window: Duration,
+    pub idempotency_ttl: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub http: HttpSettings,
+    pub nats: NatsSettings,
+    pub stores: StoreSettings,
+    /// Allowed sources only: a source that is configured but not in
+    /// `ALLOWED_SOURCES` is not here, so it gets 403 like any other.
+    pub sources: Arc<HashMap<SourceId, Arc<SourceConfig>>>,
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`], with the environment given as a function
+    /// (tests pass a map instead of mutating the process environment).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(bad(format!("--config {}: no such file", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let mut from_env = HashMap::new();
+        for (var, key) in ENV_OVERRIDES {
+            if let Some(value) = env(var) {
+                builder = builder
+                    .set_override(*key, value)
+                    .map_err(|e| bad(format!("{var}: {e}")))?;
+                from_env.insert(*key, *var);
+            }
+        }
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| {
+                let text = e.to_string();
+                // Point at the environment variable when the bad value came from one.
+                match from_env.iter().find(|(key, _)| text.contains(*key)) {
+                    Some((_, var)) => bad(format!("{text} (set by {var})")),
+                    None => bad(text),
+                }
+            })?;
+        validate(raw)
+    }
+
+    /// The source named `id`, if it is allowed.
+    pub fn source(&self, id: &str) -> Option<&Arc<SourceConfig>> {
+        SourceId::parse(id).and_then(|id| self.sources.get(&id))
+    }
+
+    /// Effective settings as human-readable text, secrets redacted.
+    pub fn describe(&self) -> String {
+        format!("{self:#?}")
+    }
+}
+
+fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
+    let http_addr: SocketAddr = raw.http_addr.parse().map_err(|_| {
+        bad(format!(
+            "http_addr (HTTP_ADDR): '{}' is not an address like 0.0.0.0:8001",
+            raw.http_addr
+        ))
+    })?;
+    let level_ok = tracing_subscriber::EnvFilter::try_new(&raw.log_level).is_ok();
+    if !level_ok {
+        return Err(bad(format!(
+            "log_level (LOG_LEVEL): '{}' is not a level or filter (try info, debug, warn)",
+            raw.log_level
+        )));
+    }
+    positive(
+        "replay_window_sec (REPLAY_WINDOW_SEC)",
+        raw.replay_window_sec,
+    )?;
+    positive(
+        "idempotency_ttl_sec (IDEMPOTENCY_TTL_SEC)",
+        raw.idempotency_ttl_sec,
+    )?;
+    positive("rate_limit_rps (RATE_LIMIT_RPS)", raw.rate_limit_rps.into())?;
+    positive("http.max_body_bytes", raw.http.max_body_bytes as u64)?;
+    positive("nats.buffer_capacity", raw.nats.buffer_capacity as u64)?;
+    positive("nats.message_window_sec", raw.nats.message_window_sec)?;
+    positive("nats.ack_timeout_ms", raw.nats.ack_timeout_ms)?;
+    positive("nats.request_ack_wait_ms", raw.nats.request_ack_wait_ms)?;
+    positive("nats.ping_interval_sec", raw.nats.ping_interval_sec)?;
+    positive("stores.replay_capacity", raw.stores.replay_capacity)?;
+    positive(
+        "stores.idempotency_capacity",
+        raw.stores.idempotency_capacity,
+    )?;
+    if raw.nats.duplicate_window_sec < raw.nats.message_window_sec {
+        return Err(bad(format!(
+            "nats.duplicate_window_sec ({}) must be at least nats.message_window_sec ({}): \
+             otherwise a retried publish could be stored twice",
+            raw.nats.duplicate_window_sec, raw.nats.message_window_sec
+        )));
+    }
+    for (name, subject) in [
+        ("nats.subject_raw", &raw.nats.subject_raw),
+        ("nats.subject_normalized", &raw.nats.subject_normalized),
+        ("nats.subject_dlq", &raw.nats.subject_dlq),
+    ] {
+        if !subject.starts_with("signals.") || subject.contains(['*', '>', ' ']) {
+            return Err(bad(format!(
+                "{name}: '{subject}' must be a literal subject under signals. (the stream covers signals.>)"
+            )));
+        }
+    }
+    let trusted_proxies = parse_nets("trusted_proxies (TRUSTED_PROXIES)", &raw.trusted_proxies)?;
+
+    let mut raw_sources = std::mem::take(&mut raw.sources);
+    let mut sources = HashMap::new();
+    for name in &raw.allowed_sources {
+        let id = SourceId::parse(name).ok_or_else(|| {
+            bad(format!(
+                "allowed_sources (ALLOWED_SOURCES): '{name}' is not a valid source name \
+                 (1-64 characters of A-Z a-z 0-9 _ . -)"
+            ))
+        })?;
+        let file = raw_sources.remove(name).unwrap_or_default();
+        let source = build_source(
+            id.clone(),
+            file,
+            &raw.api_key_hmac_secret,
+            &raw.tradingview_token,
+            &raw,
+        )?;
+        sources.insert(id, Arc::new(source));
+    }
+    for name in raw_sources.keys() {
+        tracing::warn!(source = %name, "source is configured but not in ALLOWED_SOURCES; it will get 403");
+    }
+    Ok(Settings {
+        service_name: raw.service_name,
+        env: raw.env,
+        log_level: raw.log_level,
+        http_addr,
+        replay_window: Duration::from_secs(raw.replay_window_sec),
+        idempotency_ttl: Duration::from_secs(raw.idempotency_ttl_sec),
+        trusted_proxies,
+        http: raw.http,
+        nats: raw.nats,
+        stores: raw.stores,
+        sources: Arc::new(sources),
+    })
+}
+
+fn build_source(
+    id: SourceId,
+    file: RawSource,
+    default_secret: &Option<SecretString>,
+    default_token: &Option<SecretString>,
+    raw: &RawSettings,
+) -> Result<SourceConfig, ConfigError> {
+    let name = id.as_str().to_owned();
+    let kind = file.kind.unwrap_or(if name == "tradingview" {
+        SourceKind::Tradingview
+    } else {
+        SourceKind::Custom
+    });
+    let mut keys = Vec::new();
+    let mut token = None;
+    match kind {
+        SourceKind::Custom => {
+            if let Some(secret) = file.secret {
+                keys.push(HmacKey {
+                    id: "default".into(),
+                    secret,
+                });
+            }
+            for key in file.secrets {
+                keys.push(HmacKey {
+                    id: key.id,
+                    secret: key.secret,
+                });
+            }
+            if keys.is_empty() {
+                if let Some(secret) = default_secret {
+                    keys.push(HmacKey {
+                        id: "default".into(),
+                        secret: secret.clone(),
+                    });
+                }
+            }
+            if keys.is_empty() {
+                return Err(bad(format!(
+                    "sources.{name}: a custom source needs a secret \
+                     (sources.{name}.secret, or API_KEY_HMAC_SECRET for all custom sources)"
+                )));
+            }
+            for key in &keys {
+                if key.secret.expose_secret().len() < 16 {
+                    return Err(bad(format!(
+                        "sources.{name}: secret '{}' is shorter than 16 bytes",
+                        key.id
+                    )));
+                }
+            }
+        }
+        SourceKind::Tradingview => {
+            let t = file
+                .token
+                .or_else(|| {
+                    (name == "tradingview")
+                        .then(|| default_token.clone())
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    bad(format!(
+                        "sources.{name}: a TradingView source needs a token \
+                         (sources.{name}.token, or TRADINGVIEW_TOKEN for the source 'tradingview')"
+                    ))
+                })?;
+            validate_token(&name, t.expose_secret())?;
+            token = Some(t);
+        }
+    }
+    let ack_wait = Duration::from_millis(file.ack_wait_ms.unwrap_or(match kind {
+        SourceKind::Tradingview => 2500,
+        SourceKind::Custom => raw.nats.request_ack_wait_ms,
+    }));
+    if kind == SourceKind::Tradingview && ack_wait >= TRADINGVIEW_MAX_ACK_WAIT {
+        return Err(bad(format!(
+            "sources.{name}.ack_wait_ms: {} ms is too long; TradingView gives up after 3 s, \
+             so keep it below {} ms",
+            ack_wait.as_millis(),
+            TRADINGVIEW_MAX_ACK_WAIT.as_millis()
+        )));
+    }
+    let allowed_ips = match file.allowed_ips {
+        Some(list) => Some(parse_nets(&format!("sources.{name}.allowed_ips"), &list)?),
+        None => None,
+    };
+    let rate_limit_rps = file.rate_limit_rps.unwrap_or(raw.rate_limit_rps);
+    positive(
+        &format!("sources.{name}.rate_limit_rps"),
+        rate_limit_rps.into(),
+    )?;
+    Ok(SourceConfig {
+        id,
+        kind,
+        keys,
+        token,
+        rate_limit_rps,
+        rate_limit_burst: file.rate_limit_burst.unwrap_or(raw.rate_limit_burst).max(1),
+        allowed_ips,
+        ack_wait,
+    })
+}
+
+/// Tokens travel in URLs and inside JSON strings; restricting them to URL-safe
+/// characters guarantees their bytes appear verbatim in the body, so they can
+/// be redacted before anything is published.
+fn validate_token(source: &str, token: &str) -> Result<(), ConfigError> {
+    let charset_ok = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if token.len() < 16 || token.len() > 256 || !charset_ok {
+        return Err(bad(format!(
+            "sources.{source}.token: must be 16-256 characters of A-Z a-z 0-9 - _ . ~"
+        )));
+    }
+    Ok(())
+}
+
+fn positive(name: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(bad(format!("{name}: must be greater than 0")));
+    }
+    Ok(())
+}
+
+fn parse_nets(name: &str, items: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    bad(format!(
+                        "{name}: '{s}' is not an IP address or CIDR network"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Accepts either a list or a comma-separated string (`ALLOWED_SOURCES=a,b`).
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(v) => v,
+        ListOrString::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_need_a_tradingview_token() {
+        let err = Settings::load_with_env(None, env(&[])).unwrap_err();
+        assert!(err.0.contains("TRADINGVIEW_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("TRADINGVIEW_TOKEN", "tv-token-0123456789"),
+                ("API_KEY_HMAC_SECRET", "custom-secret-0123456789"),
+                ("ALLOWED_SOURCES", "tradingview, alpha"),
+                ("REPLAY_WINDOW_SEC", "60"),
+                ("NATS_URL", "nats://10.1.2.3:4222"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.replay_window, Duration::from_secs(60));
+        assert_eq!(s.nats.url, "nats://10.1.2.3:4222");
+        assert_eq!(s.source("alpha").unwrap().kind, SourceKind::Custom);
+        assert_eq!(
+            s.source("tradingview").unwrap().kind,
+            SourceKind::Tradingview
+        );
+        assert!(s.source("Alpha").is_none(), "allowlist is case-sensitive");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = Settings::load_with_env(
+            None,
+            env(&[
+                ("TRADINGVIEW_TOKEN", "tv-token-0123456789"),
+                ("RATE_LIMIT_RPS", "lots"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("rate_limit_rps"), "{err}");
+        assert!(err.0.contains("RATE_LIMIT_RPS"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("TRADINGVIEW_TOKEN", "tv-token-SEKRIT-0123456789"),
+                ("API_KEY_HMAC_SECRET", "hmac-SEKRIT-0123456789"),
+                ("ALLOWED_SOURCES", "tradingview,alpha"),
+            ]),
+        )
+        .unwrap();
+        let text = s.describe();
+        assert!(!text.contains("SEKRIT"), "{text}");
+        assert!(text.contains("alpha"));
+    }
+
+    #[test]
+    fn tradingview_ack_wait_must_stay_below_three_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "[sources.tradingview]\nack_wait_ms = 3500\ntoken = \"tv-token-0123456789\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
+        assert!(err.0.contains("ack_wait_ms"), "{err}");
+    }
+}

@@ -1,0 +1,254 @@
+//! HTTP: routes, the checks made before a body is read, and the answers.
+//!
+//! `POST /webhooks/{source}` and `POST /webhooks/tradingview/{source}` hand
+//! the request to this worker's [`reception::Reception`]; `/healthz`,
+//! `/readyz` and `/metrics` are answered here. Every answer carries
+//! `X-Correlation-Id`; every error is JSON. Query strings (which may hold a
+//! TradingView token) and bodies are never logged.
+
+pub mod reception;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::auth::Credentials;
+use crate::config::{Settings, SourceConfig, SourceKind};
+use crate::error::GatewayError;
+use crate::ids::CorrId;
+use crate::publish::connection::NatsHealth;
+use crate::telemetry::{metrics, render_metrics, UNKNOWN_SOURCE};
+use reception::{Receive, Reception};
+
+/// What every HTTP handler of one worker can reach.
+pub struct WorkerState {
+    pub settings: Arc<Settings>,
+    pub reception: Addr<Reception>,
+    pub health: Arc<NatsHealth>,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhooks/tradingview/{source}")
+            .route(web::post().to(tradingview_webhook))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhooks/{source}")
+            .route(web::post().to(webhook))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics_text))
+    .default_service(web::to(not_found));
+}
+
+/// `POST /webhooks/{source}`: the source's kind decides how it authenticates
+/// (`/webhooks/tradingview` is the source named `tradingview`).
+async fn webhook(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    handle(req, path.into_inner(), None, payload, state).await
+}
+
+/// `POST /webhooks/tradingview/{source}`: a second (third, …) TradingView source.
+async fn tradingview_webhook(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    handle(
+        req,
+        path.into_inner(),
+        Some(SourceKind::Tradingview),
+        payload,
+        state,
+    )
+    .await
+}
+
+async fn handle(
+    req: HttpRequest,
+    source_name: String,
+    required_kind: Option<SourceKind>,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let corr_id = CorrId::from_header(
+        req.headers()
+            .get("x-correlation-id")
+            .or_else(|| req.headers().get("x-request-id"))
+            .and_then(|v| v.to_str().ok()),
+    );
+    // The allowlist comes first: an unknown source costs nothing more.
+    let source = match state.settings.source(&source_name) {
+        Some(s) if required_kind.is_none_or(|k| k == s.kind) => s.clone(),
+        found => {
+            let message = if found.is_some() {
+                format!("source '{source_name}' is not a TradingView source")
+            } else {
+                "source is not allowed".to_string()
+            };
+            let err = GatewayError::Forbidden {
+                code: "source_not_allowed",
+                message,
+            };
+            return finish(None, &corr_id, started, Err(err));
+        }
+    };
+    let outcome = receive(&req, payload, &state, &source, &corr_id, started).await;
+    finish(Some(&source), &corr_id, started, outcome)
+}
+
+async fn receive(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &WorkerState,
+    source: &Arc<SourceConfig>,
+    corr_id: &CorrId,
+    started: Instant,
+) -> Result<reception::Accepted, GatewayError> {
+    let http = &state.settings.http;
+    request::check_content_headers(req)?;
+    let body = request::read_body(
+        req,
+        payload,
+        http.max_body_bytes,
+        std::time::Duration::from_millis(http.body_read_timeout_ms),
+    )
+    .await?;
+    let msg = Receive {
+        source: source.clone(),
+        corr_id: corr_id.clone(),
+        credentials: Credentials {
+            signature: request::header_text(req, "x-signature"),
+            timestamp: request::header_text(req, "x-timestamp"),
+            nonce: request::header_text(req, "x-nonce"),
+            query_token: request::query_token(req),
+        },
+        client_ip: request::client_ip(req, &state.settings.trusted_proxies),
+        idempotency_key: request::header_text(req, "idempotency-key"),
+        content_type: request::header_text(req, "content-type"),
+        body,
+        started,
+    };
+    // Reception enforces the source's acknowledgement cap itself; this bound
+    // only guards against a reception that never answers.
+    let bound = source.ack_wait + crate::stage::STAGE_TIMEOUT;
+    crate::stage::call_within(&state.reception, msg, "reception", bound).await
+}
+
+/// Answers, counts and logs one webhook.
+fn finish(
+    source: Option<&Arc<SourceConfig>>,
+    corr_id: &CorrId,
+    started: Instant,
+    outcome: Result<reception::Accepted, GatewayError>,
+) -> HttpResponse {
+    let source_label = source.map(|s| s.id.as_str()).unwrap_or(UNKNOWN_SOURCE);
+    let latency = started.elapsed();
+    let (response, status, instrument, validation_status, code) = match &outcome {
+        Ok(accepted) => {
+            let response = HttpResponse::Accepted()
+                .insert_header(("X-Correlation-Id", corr_id.as_str()))
+                .json(json!({
+                    "status": "accepted",
+                    "event_id": accepted.event_id.to_string(),
+                    "corr_id": corr_id.as_str(),
+                }));
+            (
+                response,
+                StatusCode::ACCEPTED,
+                accepted.instrument.as_str(),
+                "ok",
+                "accepted",
+            )
+        }
+        Err(e) => {
+            let validation = match e {
+                GatewayError::Unprocessable { .. } => "invalid",
+                GatewayError::BadRequest { .. }
+                | GatewayError::PayloadTooLarge { .. }
+                | GatewayError::UnsupportedMedia { .. }
+                | GatewayError::BodyTimeout(_) => "rejected",
+                _ => "not_validated",
+            };
+            if validation != "not_validated" {
+                metrics()
+                    .validation_errors
+                    .with_label_values(&[e.code()])
+                    .inc();
+            }
+            (e.to_response(corr_id), e.status(), "", validation, e.code())
+        }
+    };
+    let m = metrics();
+    m.webhooks_received
+        .with_label_values(&[source_label, status.as_str()])
+        .inc();
+    m.webhook_duration
+        .with_label_values(&[source_label])
+        .observe(latency.as_secs_f64());
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let event_id = outcome.as_ref().ok().map(|a| a.event_id.to_string());
+    if status.is_server_error() {
+        tracing::warn!(corr_id = %corr_id, source = source_label, instrument, latency_ms,
+            validation_status, status = status.as_u16(), code, message = %outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "webhook");
+    } else {
+        tracing::info!(corr_id = %corr_id, source = source_label, instrument, latency_ms,
+            validation_status, status = status.as_u16(), code, event_id, "webhook");
+    }
+    response
+}
+
+async fn healthz(state: web::Data<WorkerState>) -> HttpResponse {
+    let report = state.health.report();
+    let m = metrics();
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "service": state.settings.service_name,
+        "nats": report.nats,
+        "stream": report.stream,
+        "ready": report.ready,
+        "buffer": {
+            "depth": m.buffer_depth.get(),
+            "capacity": m.buffer_capacity.get(),
+        },
+    }))
+}
+
+async fn readyz(state: web::Data<WorkerState>) -> HttpResponse {
+    let report = state.health.report();
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status).json(report)
+}
+
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(render_metrics())
+}
+
+async fn not_found() -> HttpResponse {
+    GatewayError::NotFound.to_response(&CorrId::generate())
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    GatewayError::MethodNotAllowed.to_response(&CorrId::generate())
+}

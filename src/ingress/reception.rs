@@ -1,0 +1,336 @@
+//! The reception stage: takes a received webhook through the other stages
+//! and decides its answer.
+//!
+//! ```text
+//! authenticator → rate limiter → idempotency → normalizer → publisher → answer
+//! ```
+//!
+//! Once the publisher has the messages, the request's nonce and
+//! idempotency key belong to the delivery: they are committed when
+//! JetStream acknowledges and released if the delivery fails, whether or
+//! not the request is still waiting. So a 503 whose signal never landed
+//! leaves nothing behind that could make its retry a 409.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use async_nats::HeaderMap;
+use base64::Engine;
+use bytes::Bytes;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::auth::{Authenticate, Authenticated, Authenticator, Credentials};
+use crate::config::{NatsSettings, SourceConfig};
+use crate::error::GatewayError;
+use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
+use crate::ids::{CorrId, EventId};
+use crate::normalize::signal::{DeadLetter, RawEnvelope, DLQ_SCHEMA, RAW_SCHEMA};
+use crate::normalize::{fields::rfc3339, Meta, Normalize, Normalizer};
+use crate::publish::{Outbound, Publish, Publisher, Undelivered};
+use crate::ratelimit::{Admit, Admitted, RateLimiter};
+use crate::stage::{self, MAILBOX_CAPACITY};
+
+/// Headers on every published message (besides `Nats-Msg-Id`).
+pub const HEADER_SOURCE: &str = "X-Source";
+pub const HEADER_CORR_ID: &str = "X-Correlation-Id";
+pub const HEADER_EVENT_ID: &str = "X-Event-Id";
+pub const HEADER_SCHEMA: &str = "X-Schema-Version";
+
+/// Message in: a webhook whose body has been read.
+#[derive(Message)]
+#[rtype(result = "Result<Accepted, GatewayError>")]
+pub struct Receive {
+    pub source: Arc<SourceConfig>,
+    pub corr_id: CorrId,
+    pub credentials: Credentials,
+    pub client_ip: IpAddr,
+    pub idempotency_key: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// When the request arrived; its acknowledgement cap counts from here.
+    pub started: Instant,
+}
+
+/// Message out: the signal is in JetStream.
+#[derive(Debug)]
+pub struct Accepted {
+    pub event_id: EventId,
+    pub instrument: String,
+}
+
+/// The addresses of this worker's stage actors.
+#[derive(Clone)]
+pub struct Stages {
+    pub authenticator: Addr<Authenticator>,
+    pub rate_limiter: Addr<RateLimiter>,
+    pub normalizer: Addr<Normalizer>,
+    pub publisher: Addr<Publisher>,
+}
+
+/// One reception per HTTP worker.
+pub struct Reception {
+    stages: Stages,
+    idempotency: Arc<IdempotencyStore>,
+    nats: Arc<NatsSettings>,
+}
+
+impl Reception {
+    pub fn new(
+        stages: Stages,
+        idempotency: Arc<IdempotencyStore>,
+        nats: Arc<NatsSettings>,
+    ) -> Self {
+        Reception {
+            stages,
+            idempotency,
+            nats,
+        }
+    }
+}
+
+impl Actor for Reception {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Supervised for Reception {}
+
+impl Handler<Receive> for Reception {
+    // A ResponseFuture runs beside the actor, so many requests are in
+    // flight at once; the mailbox only holds requests not yet started.
+    type Result = ResponseFuture<Result<Accepted, GatewayError>>;
+
+    fn handle(&mut self, msg: Receive, _: &mut Context<Self>) -> Self::Result {
+        let stages = self.stages.clone();
+        let idempotency = self.idempotency.clone();
+        let nats = self.nats.clone();
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::from_std(msg.started + msg.source.ack_wait);
+            let timed_out = || {
+                GatewayError::unavailable(
+                    "publish_timeout",
+                    "JetStream did not acknowledge in time; retry with the same idempotency key \
+                     (the signal may still be stored, and a retry will not duplicate it)",
+                )
+            };
+            // Until the publisher has the messages, dropping this future (on
+            // timeout) releases the nonce and the key: nothing was published.
+            let prepared =
+                tokio::time::timeout_at(deadline, prepare(&stages, &idempotency, &nats, msg))
+                    .await
+                    .map_err(|_| timed_out())??;
+            let Prepared {
+                delivery,
+                event_id,
+                instrument,
+                rejected,
+            } = prepared;
+            match tokio::time::timeout_at(deadline, delivery).await {
+                Ok(Ok(Ok(()))) => match rejected {
+                    None => Ok(Accepted {
+                        event_id,
+                        instrument,
+                    }),
+                    Some(reasons) => Err(GatewayError::Unprocessable { reasons, event_id }),
+                },
+                Ok(Ok(Err(Undelivered::TooLarge(_)))) => Err(GatewayError::TooLargeForStream),
+                Ok(_) => Err(GatewayError::unavailable(
+                    "nats_unavailable",
+                    "NATS JetStream is unavailable; the signal was not stored, retry later",
+                )),
+                Err(_) => Err(timed_out()),
+            }
+        })
+    }
+}
+
+/// A request whose messages are with the publisher.
+struct Prepared {
+    /// Resolves once every message is acknowledged, or with why not.
+    delivery: tokio::sync::oneshot::Receiver<Result<(), Undelivered>>,
+    event_id: EventId,
+    instrument: String,
+    /// Reasons it did not normalize (raw and DLQ were published instead).
+    rejected: Option<Vec<String>>,
+}
+
+async fn prepare(
+    stages: &Stages,
+    idempotency: &IdempotencyStore,
+    nats: &NatsSettings,
+    msg: Receive,
+) -> Result<Prepared, GatewayError> {
+    let source = msg.source.clone();
+    let auth = stage::call(
+        &stages.authenticator,
+        Authenticate {
+            source: source.clone(),
+            credentials: msg.credentials,
+            client_ip: msg.client_ip,
+            body: msg.body,
+        },
+        "authenticator",
+    )
+    .await?;
+    let Admitted(mut auth) = stage::call(&stages.rate_limiter, Admit(auth), "rate_limiter").await?;
+
+    // The body is parsed once: the authenticator already did for TradingView.
+    let json = auth
+        .json
+        .take()
+        .or_else(|| serde_json::from_slice(&auth.body).ok());
+    let body_hash = idempotency::body_hash(&source.id, &auth.body);
+    let key = idempotency::derive_key(
+        &source.id,
+        source.kind,
+        msg.idempotency_key.as_deref(),
+        json.as_ref(),
+        &body_hash,
+    )?;
+    let key_claim = idempotency.claim(&key, &body_hash).await?;
+
+    let event_id = EventId::generate();
+    let meta = Meta {
+        event_id: event_id.to_string(),
+        corr_id: msg.corr_id.to_string(),
+        source: source.id.to_string(),
+        source_kind: source.kind,
+        received_at: rfc3339(OffsetDateTime::now_utc()),
+    };
+    let normalized = stage::call(
+        &stages.normalizer,
+        Normalize {
+            meta: meta.clone(),
+            body: auth.body.clone(),
+            json,
+        },
+        "normalizer",
+    )
+    .await?;
+
+    let raw = raw_envelope(&meta, &auth, &key, msg.content_type);
+    let (messages, instrument, rejected) = match normalized {
+        Ok(signal) => {
+            let instrument = signal.instrument.symbol.clone();
+            let messages = vec![
+                outbound(&nats.subject_raw, &key, "raw", &meta, RAW_SCHEMA, &raw)?,
+                outbound(
+                    &nats.subject_normalized,
+                    &key,
+                    "normalized",
+                    &meta,
+                    signal.schema,
+                    &signal,
+                )?,
+            ];
+            (messages, instrument, None)
+        }
+        Err(reasons) => {
+            let dead = DeadLetter {
+                schema: DLQ_SCHEMA,
+                event_id: meta.event_id.clone(),
+                corr_id: meta.corr_id.clone(),
+                source: meta.source.clone(),
+                received_at: meta.received_at.clone(),
+                reasons: reasons.clone(),
+                raw_subject: nats.subject_raw.clone(),
+                raw_msg_id: key.msg_id("raw"),
+            };
+            let messages = vec![
+                outbound(&nats.subject_raw, &key, "raw", &meta, RAW_SCHEMA, &raw)?,
+                outbound(&nats.subject_dlq, &key, "dlq", &meta, DLQ_SCHEMA, &dead)?,
+            ];
+            (messages, String::new(), Some(reasons))
+        }
+    };
+
+    let ticket = stage::call(&stages.publisher, Publish { messages }, "publisher").await?;
+
+    // The claims now follow the delivery, not this request.
+    let nonce = auth.nonce.take();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    actix_rt::spawn(async move {
+        let outcome = ticket
+            .0
+            .await
+            .unwrap_or_else(|_| Err(Undelivered::WindowExpired("publisher stopped".into())));
+        if outcome.is_ok() {
+            key_claim.commit(Record {
+                event_id,
+                body_hash,
+            });
+            if let Some(nonce) = nonce {
+                nonce.commit(());
+            }
+        } else {
+            tracing::warn!(event_id = %event_id, "signal not stored within its window; nonce and key released");
+        }
+        let _ = tx.send(outcome);
+    });
+    Ok(Prepared {
+        delivery: rx,
+        event_id,
+        instrument,
+        rejected,
+    })
+}
+
+fn raw_envelope(
+    meta: &Meta,
+    auth: &Authenticated,
+    key: &IdempotencyKey,
+    content_type: Option<String>,
+) -> RawEnvelope {
+    let (body_encoding, body) = match std::str::from_utf8(&auth.body) {
+        Ok(text) => ("utf8", text.to_owned()),
+        Err(_) => (
+            "base64",
+            base64::engine::general_purpose::STANDARD.encode(&auth.body),
+        ),
+    };
+    RawEnvelope {
+        schema: RAW_SCHEMA,
+        event_id: meta.event_id.clone(),
+        corr_id: meta.corr_id.clone(),
+        source: meta.source.clone(),
+        source_kind: meta.source_kind.as_str(),
+        received_at: meta.received_at.clone(),
+        auth_scheme: auth.scheme.as_str(),
+        key_id: auth.key_id.clone(),
+        idempotency_key: key.value.clone(),
+        content_type,
+        body_encoding,
+        body,
+    }
+}
+
+fn outbound<T: Serialize>(
+    subject: &str,
+    key: &IdempotencyKey,
+    role: &str,
+    meta: &Meta,
+    schema: &str,
+    value: &T,
+) -> Result<Outbound, GatewayError> {
+    let payload = serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize a message");
+        GatewayError::unavailable("internal", "could not encode the message")
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HEADER_SOURCE, meta.source.as_str());
+    headers.insert(HEADER_CORR_ID, meta.corr_id.as_str());
+    headers.insert(HEADER_EVENT_ID, meta.event_id.as_str());
+    headers.insert(HEADER_SCHEMA, schema);
+    Ok(Outbound {
+        subject: subject.to_owned(),
+        msg_id: key.msg_id(role),
+        headers,
+        payload: Bytes::from(payload),
+    })
+}

@@ -1,0 +1,194 @@
+//! JSON logs (tracing) and Prometheus metrics.
+//!
+//! Metric handles are resolved once per label set where the label set is
+//! known up front (per source, per subject), so the hot path does not hash
+//! label strings. Label values come only from configuration (allowed
+//! sources, key ids, subjects) or fixed lists, never from a request, so a
+//! caller cannot grow the registry without bound.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+/// Source label used for every source that is not allowed.
+pub const UNKNOWN_SOURCE: &str = "unknown";
+
+/// Latency buckets in seconds, dense around the millisecond scale the
+/// gateway works at and up to TradingView's 3 s deadline.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// `gateway_webhooks_received_total{source,status}`.
+    pub webhooks_received: IntCounterVec,
+    /// `gateway_webhook_duration_seconds{source}`.
+    pub webhook_duration: HistogramVec,
+    /// `gateway_nats_publish_total{subject,status}`: ok, duplicate, error, timeout.
+    pub nats_publish: IntCounterVec,
+    /// `gateway_nats_publish_duration_seconds{subject}`: send to ack.
+    pub nats_publish_duration: HistogramVec,
+    /// `gateway_validation_errors_total{type}`.
+    pub validation_errors: IntCounterVec,
+    /// Messages waiting for a JetStream ack.
+    pub buffer_depth: IntGauge,
+    pub buffer_capacity: IntGauge,
+    /// 1 while every NATS connection is up, else 0.
+    pub nats_connected: IntGauge,
+    /// 1 while the gateway can store signals (connected, stream present,
+    /// acks arriving), else 0; this is what `/readyz` answers.
+    pub nats_ready: IntGauge,
+    /// `gateway_auth_failures_total{source,reason}`.
+    pub auth_failures: IntCounterVec,
+    /// `gateway_auth_key_used_total{source,key_id}`: which key verified.
+    pub auth_key_used: IntCounterVec,
+    /// `gateway_stage_restarts_total{stage}`: panics caught in a stage.
+    pub stage_restarts: IntCounterVec,
+}
+
+fn build() -> Metrics {
+    let registry = Registry::new();
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)
+            .expect("metric definitions are static and valid");
+        registry
+            .register(Box::new(c.clone()))
+            .expect("metric names are unique");
+        c
+    };
+    let webhooks_received = counter(
+        "gateway_webhooks_received_total",
+        "Webhook requests answered, by source and HTTP status",
+        &["source", "status"],
+    );
+    let nats_publish = counter(
+        "gateway_nats_publish_total",
+        "JetStream publish attempts, by subject and outcome",
+        &["subject", "status"],
+    );
+    let validation_errors = counter(
+        "gateway_validation_errors_total",
+        "Requests refused by validation, by type",
+        &["type"],
+    );
+    let auth_failures = counter(
+        "gateway_auth_failures_total",
+        "Authentication failures, by source and reason",
+        &["source", "reason"],
+    );
+    let auth_key_used = counter(
+        "gateway_auth_key_used_total",
+        "Successful HMAC verifications, by source and key id",
+        &["source", "key_id"],
+    );
+    let stage_restarts = counter(
+        "gateway_stage_restarts_total",
+        "Stage actors restarted after a panic",
+        &["stage"],
+    );
+    let histogram = |name: &str, help: &str, labels: &[&str]| {
+        let h = HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            labels,
+        )
+        .expect("metric definitions are static and valid");
+        registry
+            .register(Box::new(h.clone()))
+            .expect("metric names are unique");
+        h
+    };
+    let webhook_duration = histogram(
+        "gateway_webhook_duration_seconds",
+        "Time from request to answer, by source",
+        &["source"],
+    );
+    let nats_publish_duration = histogram(
+        "gateway_nats_publish_duration_seconds",
+        "Time from publish to JetStream ack, by subject",
+        &["subject"],
+    );
+    let gauge = |name: &str, help: &str| {
+        let g = IntGauge::new(name, help).expect("metric definitions are static and valid");
+        registry
+            .register(Box::new(g.clone()))
+            .expect("metric names are unique");
+        g
+    };
+    Metrics {
+        webhooks_received,
+        webhook_duration,
+        nats_publish,
+        nats_publish_duration,
+        validation_errors,
+        buffer_depth: gauge(
+            "gateway_publish_buffer_depth",
+            "Messages waiting for a JetStream acknowledgement",
+        ),
+        buffer_capacity: gauge(
+            "gateway_publish_buffer_capacity",
+            "Most messages that may wait for an acknowledgement",
+        ),
+        nats_connected: gauge(
+            "gateway_nats_connected",
+            "1 while every NATS connection is up",
+        ),
+        nats_ready: gauge(
+            "gateway_nats_ready",
+            "1 while signals can be stored in JetStream",
+        ),
+        auth_failures,
+        auth_key_used,
+        stage_restarts,
+        registry,
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(build)
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render_metrics() -> String {
+    let mut out = Vec::new();
+    let encoder = TextEncoder::new();
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    let _ = encoder.encode(&metrics().registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Installs the JSON log subscriber, writing to `writer`. `level` is a
+/// level (`info`) or a filter (`at_gateway=debug,info`). Returns `false`
+/// if a subscriber was already installed (tests build several apps).
+pub fn init_logging<W>(level: &str, writer: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let installed = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(true)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .try_init()
+        .is_ok();
+    if installed {
+        // Panics are logged as JSON like everything else (and still printed
+        // to stderr by the default hook, for whoever reads that).
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            tracing::error!(panic = %info, "panic");
+            default_hook(info);
+        }));
+    }
+    installed
+}

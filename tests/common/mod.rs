@@ -1,0 +1,483 @@
+//! Test helpers: a real `nats-server` owned by the test (free port,
+//! temporary store, stop and restart on the same port and store), the real
+//! gateway on port 0, signing, and reading back what landed in JetStream.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use at_gateway::auth::signature;
+use at_gateway::{Application, Settings};
+use serde_json::Value;
+
+pub const TV_TOKEN: &str = "tv-token-Zq8Lr2Vx9Kp4Wm7N";
+pub const HMAC_SECRET: &str = "hmac-secret-J3n8Qw5Ty1Ub6Zc0";
+pub const STREAM: &str = "trading-events";
+
+/// A `nats-server` with JetStream, owned by one test.
+pub struct NatsServer {
+    pub port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn nats_server_bin() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let mut server = NatsServer {
+            port: free_port(),
+            store: tempfile::tempdir().expect("temporary store directory"),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        // Bodies of up to 1 MiB need room for the envelope around them; the
+        // server's default max_payload is 1 MB (see README, NATS settings).
+        let conf = self.store.path().join("nats.conf");
+        std::fs::write(&conf, "max_payload: 8MB\n").unwrap();
+        let child = Command::new(nats_server_bin())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path().join("js"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on the PATH (apt-get install nats-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no goodbye to the clients, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT: a server that is there but silent, like a
+    /// partition (the TCP connection stays open, nothing answers).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("nats-server running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Starts again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How a test wants the gateway set up.
+pub struct AppOptions {
+    pub env: Vec<(&'static str, String)>,
+    /// Extra TOML layered over the defaults (per-source settings, limits).
+    pub config: String,
+    /// Wait for `/readyz` before returning.
+    pub wait_ready: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            env: Vec::new(),
+            config: String::new(),
+            wait_ready: true,
+        }
+    }
+}
+
+/// Test defaults: short waits so fault tests finish quickly.
+const TEST_CONFIG: &str = r#"
+[http]
+workers = 2
+[nats]
+request_ack_wait_ms = 1500
+message_window_sec = 4
+probe_interval_ms = 100
+ack_timeout_ms = 1000
+"#;
+
+/// The running gateway and its own NATS.
+pub struct TestApp {
+    pub base: String,
+    pub nats: NatsServer,
+    pub http: reqwest::Client,
+    handle: ServerHandle,
+    _config_dir: tempfile::TempDir,
+}
+
+fn init_test_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            at_gateway::telemetry::init_logging("info", std::io::stdout);
+        }
+    });
+}
+
+/// Loads settings as the binary would, from a config file and an env map.
+pub fn settings_for(nats_url: &str, opts: &AppOptions, dir: &std::path::Path) -> Settings {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, merge_toml(TEST_CONFIG, &opts.config)).unwrap();
+    let mut env: HashMap<String, String> = [
+        ("TRADINGVIEW_TOKEN", TV_TOKEN.to_string()),
+        ("API_KEY_HMAC_SECRET", HMAC_SECRET.to_string()),
+        ("ALLOWED_SOURCES", "tradingview,alpha,beta".to_string()),
+        ("NATS_URL", nats_url.to_string()),
+        ("HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("RATE_LIMIT_RPS", "1000".to_string()),
+        ("RATE_LIMIT_BURST", "1000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in &opts.env {
+        env.insert(k.to_string(), v.clone());
+    }
+    Settings::load_with_env(Some(&path), |k| env.get(k).cloned()).expect("test settings load")
+}
+
+/// Later TOML wins per key: parse both and merge tables.
+fn merge_toml(base: &str, over: &str) -> String {
+    let mut a: toml::Table = base.parse().unwrap();
+    let b: toml::Table = over.parse().expect("test config is valid TOML");
+    fn merge(a: &mut toml::Table, b: toml::Table) {
+        for (k, v) in b {
+            match (a.get_mut(&k), v) {
+                (Some(toml::Value::Table(at)), toml::Value::Table(bt)) => merge(at, bt),
+                (_, v) => {
+                    a.insert(k, v);
+                }
+            }
+        }
+    }
+    merge(&mut a, b);
+    toml::to_string(&a).unwrap()
+}
+
+pub async fn spawn_app(opts: AppOptions) -> TestApp {
+    let nats = NatsServer::start();
+    spawn_app_with_nats(nats, opts).await
+}
+
+pub async fn spawn_app_with_nats(nats: NatsServer, opts: AppOptions) -> TestApp {
+    init_test_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(&nats.url(), &opts, dir.path());
+    let app = Application::build(settings).await.expect("gateway builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_rt::spawn(app.run_until_stopped());
+    let test_app = TestApp {
+        base,
+        nats,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        handle,
+        _config_dir: dir,
+    };
+    if opts.wait_ready {
+        test_app.wait_ready(true).await;
+    }
+    test_app
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A signed custom-source request, ready to send (or send again).
+#[derive(Clone)]
+pub struct Signed {
+    pub timestamp: String,
+    pub nonce: String,
+    pub signature: String,
+    pub body: String,
+}
+
+pub fn sign_with(secret: &str, timestamp: u64, nonce: &str, body: &str) -> Signed {
+    let ts = timestamp.to_string();
+    Signed {
+        signature: signature::sign(secret.as_bytes(), &ts, nonce, body.as_bytes()),
+        timestamp: ts,
+        nonce: nonce.to_string(),
+        body: body.to_string(),
+    }
+}
+
+pub fn sign(body: &str) -> Signed {
+    sign_with(
+        HMAC_SECRET,
+        now_secs(),
+        &uuid::Uuid::now_v7().to_string(),
+        body,
+    )
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn wait_ready(&self, ready: bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = self
+                .http
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false);
+            if ok == ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway never became {}",
+                if ready { "ready" } else { "unready" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
+        self.send_signed_with(source, s, &[]).await
+    }
+
+    pub async fn send_signed_with(
+        &self,
+        source: &str,
+        s: &Signed,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        // Insert, not append: a test's header replaces the default one.
+        let mut map = reqwest::header::HeaderMap::new();
+        let mut put = |k: &str, v: &str| {
+            map.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        };
+        put("content-type", "application/json");
+        put("x-timestamp", &s.timestamp);
+        put("x-nonce", &s.nonce);
+        put("x-signature", &s.signature);
+        for (k, v) in headers {
+            put(k, v);
+        }
+        self.http
+            .post(self.url(&format!("/webhooks/{source}")))
+            .headers(map)
+            .body(s.body.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs `body` for source `alpha` with a fresh nonce and sends it.
+    pub async fn post_custom(&self, body: &str) -> reqwest::Response {
+        self.send_signed("alpha", &sign(body)).await
+    }
+
+    /// Like [`TestApp::post_custom`], reporting transport errors instead of panicking.
+    pub async fn post_custom_owned(&self, body: String) -> reqwest::Result<reqwest::Response> {
+        let s = sign(&body);
+        self.http
+            .post(self.url("/webhooks/alpha"))
+            .header("Content-Type", "application/json")
+            .header("X-Timestamp", &s.timestamp)
+            .header("X-Nonce", &s.nonce)
+            .header("X-Signature", &s.signature)
+            .body(body)
+            .send()
+            .await
+    }
+
+    pub async fn post_tradingview(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("Content-Type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Every message in the stream, in order.
+    pub async fn stream_messages(&self) -> Vec<Stored> {
+        read_stream(&self.nats.url()).await
+    }
+
+    pub async fn messages_on(&self, subject: &str) -> Vec<Stored> {
+        self.stream_messages()
+            .await
+            .into_iter()
+            .filter(|m| m.subject == subject)
+            .collect()
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// One message read back from JetStream.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub subject: String,
+    pub headers: HashMap<String, String>,
+    pub raw: Vec<u8>,
+    pub json: Value,
+}
+
+impl Stored {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub async fn read_stream(url: &str) -> Vec<Stored> {
+    let client = async_nats::connect(url)
+        .await
+        .expect("test NATS connection");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(STREAM).await.expect("stream exists");
+    let info = stream.info().await.expect("stream info");
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let mut out = Vec::new();
+    if info.state.messages == 0 {
+        return out;
+    }
+    for seq in first..=last {
+        let Ok(msg) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let headers = msg
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.first().map(|v| v.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.push(Stored {
+            subject: msg.subject.to_string(),
+            headers,
+            json: serde_json::from_slice(&msg.payload).unwrap_or(Value::Null),
+            raw: msg.payload.to_vec(),
+        });
+    }
+    out
+}
+
+/// Validates `instance` against a schema file in `schemas/`.
+pub fn assert_valid(schema_file: &str, instance: &Value) {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Value>>> = OnceLock::new();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(schema_file);
+    let schema = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(schema_file.to_string())
+        .or_insert_with(|| serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap())
+        .clone();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{schema_file}: {errors:?}\ninstance: {instance:#}"
+    );
+}
+
+pub async fn json_body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}

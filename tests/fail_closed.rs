@@ -1,0 +1,265 @@
+//! Fail-closed: while NATS is unreachable nothing is acknowledged, every
+//! webhook gets 503 + Retry-After, and the gateway recovers by itself.
+//! A 2xx always means the signal is in JetStream.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::future::join_all;
+
+fn body(i: usize) -> String {
+    format!(r#"{{"symbol":"BTCUSDT","action":"buy","quantity":"{i}"}}"#)
+}
+
+#[actix_rt::test]
+async fn nats_down_means_503_and_unready_then_202_again_without_a_restart() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    assert_eq!(app.post_custom(&body(1)).await.status(), 202);
+
+    app.nats.kill();
+    app.wait_ready(false).await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["nats"], "disconnected");
+    let resp = app.post_custom(&body(2)).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let (_, err) = json_body(resp).await;
+    assert!(
+        err["code"] == "nats_unavailable" || err["code"] == "publish_timeout",
+        "{err}"
+    );
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("gateway_nats_connected 0"), "{metrics}");
+
+    app.nats.restart();
+    app.wait_ready(true).await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["nats"], "connected");
+    assert_eq!(app.post_custom(&body(3)).await.status(), 202);
+}
+
+#[actix_rt::test]
+async fn the_gateway_starts_and_serves_health_while_nats_is_down() {
+    let mut nats = NatsServer::start();
+    nats.kill();
+    let mut app = spawn_app_with_nats(
+        nats,
+        AppOptions {
+            wait_ready: false,
+            // A 1 s message window: the refused signal is dropped before NATS returns.
+            config: "[nats]\nmessage_window_sec = 1\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let health: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(health["nats"], "disconnected");
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(app.post_custom(&body(1)).await.status(), 503);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    app.nats.restart();
+    app.wait_ready(true).await;
+    assert_eq!(app.post_custom(&body(2)).await.status(), 202);
+    assert_eq!(
+        app.messages_on("signals.raw").await.len(),
+        1,
+        "the 503 was never stored"
+    );
+}
+
+#[actix_rt::test]
+async fn a_503_whose_signal_never_landed_does_not_poison_its_retry() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    let signed = sign(&body(1));
+    app.nats.kill();
+    assert_eq!(app.send_signed("alpha", &signed).await.status(), 503);
+    // Let the message window (4 s in tests) run out: the delivery gives up
+    // and releases the nonce and the idempotency key.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    app.nats.restart();
+    app.wait_ready(true).await;
+    let (status, resp) = json_body(app.send_signed("alpha", &signed).await).await;
+    assert_eq!(
+        status, 202,
+        "same nonce, same body, after a failure: {resp}"
+    );
+    assert_eq!(app.messages_on("signals.raw").await.len(), 1);
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_retry_after_a_late_landing_is_409_and_never_a_second_copy() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    let signed = sign(&body(1));
+    let tv = format!(r#"{{"passphrase":"{TV_TOKEN}","ticker":"ETHUSDT","action":"sell"}}"#);
+    app.nats.kill();
+    let (custom, tradingview) = futures_util::join!(
+        app.send_signed("alpha", &signed),
+        app.post_tradingview("/webhooks/tradingview", "application/json", &tv)
+    );
+    assert_eq!(custom.status(), 503);
+    assert_eq!(tradingview.status(), 503);
+    // NATS is back inside the messages' window: they land after their 503.
+    app.nats.restart();
+    app.wait_ready(true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.messages_on("signals.raw").await.len() < 2 {
+        assert!(Instant::now() < deadline, "buffered messages never landed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, resp) = json_body(app.send_signed("alpha", &signed).await).await;
+    assert_eq!(status, 409, "{resp}");
+    assert_eq!(resp["code"], "replay");
+    // TradingView re-sends the identical body.
+    let (status, resp) = json_body(
+        app.post_tradingview("/webhooks/tradingview", "application/json", &tv)
+            .await,
+    )
+    .await;
+    assert_eq!((status, resp["code"].as_str()), (409, Some("duplicate")));
+    assert_eq!(app.messages_on("signals.raw").await.len(), 2);
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 2);
+}
+
+#[actix_rt::test]
+async fn a_full_buffer_answers_503_at_once() {
+    let mut app = spawn_app(AppOptions {
+        // Room for one request's two messages.
+        config: "[nats]\nbuffer_capacity = 2\n".into(),
+        ..Default::default()
+    })
+    .await;
+    app.nats.kill();
+    app.wait_ready(false).await;
+    let first_body = body(1);
+    let first = app.post_custom(&first_body);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let resp = app.post_custom(&body(2)).await;
+        (resp, started.elapsed())
+    };
+    let (first, (second, waited)) = futures_util::join!(first, second);
+    assert_eq!(first.status(), 503);
+    let (status, err) = json_body(second).await;
+    assert_eq!((status, err["code"].as_str()), (503, Some("buffer_full")));
+    assert!(
+        waited < Duration::from_millis(1000),
+        "answered at once, not after the ack wait: {waited:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_silent_nats_is_noticed_by_ack_timeouts_and_answers_503_within_the_cap() {
+    let app = spawn_app(AppOptions::default()).await;
+    assert_eq!(app.post_custom(&body(1)).await.status(), 202);
+    app.nats.pause();
+    let started = Instant::now();
+    let resp = app.post_custom(&body(2)).await;
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), 503);
+    assert!(
+        waited < Duration::from_millis(2500),
+        "503 within the 1.5 s test cap, took {waited:?}"
+    );
+    app.wait_ready(false).await;
+    app.nats.resume();
+    app.wait_ready(true).await;
+    assert_eq!(app.post_custom(&body(3)).await.status(), 202);
+}
+
+#[actix_rt::test]
+async fn no_2xx_is_ever_missing_from_the_stream_across_a_nats_crash() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    let mut accepted = Vec::new();
+    let mut round = 0;
+    for phase in 0..3 {
+        if phase == 1 {
+            app.nats.kill();
+        }
+        if phase == 2 {
+            app.nats.restart();
+        }
+        let sends = (0..20).map(|_| {
+            round += 1;
+            let b = body(round);
+            let app = &app;
+            async move { json_body(app.post_custom(&b).await).await }
+        });
+        for (status, resp) in join_all(sends).await {
+            assert!(status == 202 || status == 503, "{status} {resp}");
+            if status == 202 {
+                accepted.push(resp["event_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(
+        accepted.len() >= 20,
+        "the phase before the crash was served"
+    );
+    let stored: Vec<String> = app
+        .messages_on("signals.normalized")
+        .await
+        .iter()
+        .map(|m| m.json["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "no duplicates in the stream");
+    for id in &accepted {
+        assert!(
+            unique.contains(id),
+            "202 for {id} but it is not in the stream"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn graceful_shutdown_answers_every_in_flight_request() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    app.nats.kill();
+    app.wait_ready(false).await;
+    let sends = join_all((0..5).map(|i| app.post_custom_owned(body(i))));
+    let stop_and_heal = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stop = app.stop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.await;
+    };
+    let (results, ()) = futures_util::join!(sends, stop_and_heal);
+    for r in results {
+        let status = r.expect("every in-flight request gets an answer").status();
+        assert!(status == 202 || status == 503, "{status}");
+    }
+    app.nats.restart();
+}

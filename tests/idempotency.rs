@@ -1,0 +1,102 @@
+//! One signal per idempotency key: header, payload id, or body hash, and the
+//! same key as JetStream's Nats-Msg-Id.
+
+mod common;
+
+use common::*;
+
+const BODY: &str = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
+
+#[actix_rt::test]
+async fn repeated_idempotency_key_is_409_with_the_original_event_id() {
+    let app = spawn_app(AppOptions::default()).await;
+    let key = [("Idempotency-Key", "order-7781")];
+    let (status, first) = json_body(app.send_signed_with("alpha", &sign(BODY), &key).await).await;
+    assert_eq!(status, 202);
+
+    // Same key, same body, fresh nonce: a duplicate, not a replay.
+    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(BODY), &key).await).await;
+    assert_eq!(status, 409);
+    assert_eq!(dup["code"], "duplicate");
+    assert_eq!(dup["event_id"], first["event_id"]);
+    assert_eq!(dup["payload_mismatch"], false);
+
+    // Same key, different body.
+    let other = BODY.replace("\"1\"", "\"2\"");
+    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(&other), &key).await).await;
+    assert_eq!(status, 409);
+    assert_eq!(dup["payload_mismatch"], true);
+    assert_eq!(dup["event_id"], first["event_id"]);
+
+    let msgs = app.stream_messages().await;
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(
+        msgs[0].header("Nats-Msg-Id"),
+        Some("alpha:h:order-7781:raw")
+    );
+    assert_eq!(
+        msgs[1].header("Nats-Msg-Id"),
+        Some("alpha:h:order-7781:normalized")
+    );
+    assert_eq!(msgs[0].json["idempotency_key"], "alpha:h:order-7781");
+}
+
+#[actix_rt::test]
+async fn the_payloads_own_id_is_the_key_when_there_is_no_header() {
+    let app = spawn_app(AppOptions::default()).await;
+    let a = r#"{"id":"sig-42","symbol":"BTCUSDT","action":"buy"}"#;
+    let b = r#"{"id":"sig-42","symbol":"BTCUSDT","action":"buy","note":"resent"}"#;
+    assert_eq!(app.post_custom(a).await.status(), 202);
+    let (status, dup) = json_body(app.post_custom(b).await).await;
+    assert_eq!(
+        (status, dup["payload_mismatch"].as_bool()),
+        (409, Some(true))
+    );
+    let raw = &app.messages_on("signals.raw").await[0];
+    assert_eq!(raw.header("Nats-Msg-Id"), Some("alpha:p:sig-42:raw"));
+}
+
+#[actix_rt::test]
+async fn without_any_id_the_body_hash_is_the_key() {
+    let app = spawn_app(AppOptions::default()).await;
+    assert_eq!(app.post_custom(BODY).await.status(), 202);
+    let (status, dup) = json_body(app.post_custom(BODY).await).await;
+    assert_eq!((status, dup["code"].as_str()), (409, Some("duplicate")));
+    assert_eq!(
+        app.post_custom(&BODY.replace("buy", "sell")).await.status(),
+        202
+    );
+    let ids: Vec<String> = app
+        .messages_on("signals.raw")
+        .await
+        .iter()
+        .map(|m| m.header("Nats-Msg-Id").unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids
+        .iter()
+        .all(|id| id.starts_with("alpha:b:") && id.len() == "alpha:b:".len() + 64 + 4));
+    // Another source with the same body is not a duplicate.
+    assert_eq!(app.send_signed("beta", &sign(BODY)).await.status(), 202);
+}
+
+#[actix_rt::test]
+async fn malformed_idempotency_key_is_400_and_releases_the_nonce() {
+    let app = spawn_app(AppOptions::default()).await;
+    let s = sign(BODY);
+    let bad = "x".repeat(300);
+    let (status, body) = json_body(
+        app.send_signed_with("alpha", &s, &[("Idempotency-Key", &bad)])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_idempotency_key"))
+    );
+    assert_eq!(
+        app.send_signed("alpha", &s).await.status(),
+        202,
+        "the failed request did not use up its nonce"
+    );
+}
