@@ -16,7 +16,7 @@ fn body(i: usize) -> String {
 
 #[actix_rt::test]
 async fn nats_down_means_503_and_unready_then_202_again_without_a_restart() {
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     assert_eq!(app.post_custom(&body(1)).await.status(), 202);
 
     app.nats.kill();
@@ -60,9 +60,9 @@ async fn nats_down_means_503_and_unready_then_202_again_without_a_restart() {
 
 #[actix_rt::test]
 async fn the_gateway_starts_and_serves_health_while_nats_is_down() {
-    let mut nats = NatsServer::start();
+    let nats = NatsServer::start();
     nats.kill();
-    let mut app = spawn_app_with_nats(
+    let app = spawn_app_with_nats(
         nats,
         AppOptions {
             wait_ready: false,
@@ -100,7 +100,7 @@ async fn the_gateway_starts_and_serves_health_while_nats_is_down() {
 
 #[actix_rt::test]
 async fn a_503_whose_signal_never_landed_does_not_poison_its_retry() {
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     let signed = sign(&body(1));
     app.nats.kill();
     assert_eq!(app.send_signed("alpha", &signed).await.status(), 503);
@@ -120,7 +120,7 @@ async fn a_503_whose_signal_never_landed_does_not_poison_its_retry() {
 
 #[actix_rt::test]
 async fn a_retry_after_a_late_landing_is_409_and_never_a_second_copy() {
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     let signed = sign(&body(1));
     let tv = format!(r#"{{"passphrase":"{TV_TOKEN}","ticker":"ETHUSDT","action":"sell"}}"#);
     app.nats.kill();
@@ -154,7 +154,7 @@ async fn a_retry_after_a_late_landing_is_409_and_never_a_second_copy() {
 
 #[actix_rt::test]
 async fn a_full_buffer_answers_503_at_once() {
-    let mut app = spawn_app(AppOptions {
+    let app = spawn_app(AppOptions {
         // Room for one request's two messages.
         config: "[nats]\nbuffer_capacity = 2\n".into(),
         ..Default::default()
@@ -201,7 +201,7 @@ async fn a_silent_nats_is_noticed_by_ack_timeouts_and_answers_503_within_the_cap
 
 #[actix_rt::test]
 async fn no_2xx_is_ever_missing_from_the_stream_across_a_nats_crash() {
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     let mut accepted = Vec::new();
     let mut round = 0;
     for phase in 0..3 {
@@ -246,7 +246,7 @@ async fn no_2xx_is_ever_missing_from_the_stream_across_a_nats_crash() {
 
 #[actix_rt::test]
 async fn graceful_shutdown_answers_every_in_flight_request() {
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     app.nats.kill();
     app.wait_ready(false).await;
     let sends = join_all((0..5).map(|i| app.post_custom_owned(body(i))));
@@ -262,4 +262,67 @@ async fn graceful_shutdown_answers_every_in_flight_request() {
         assert!(status == 202 || status == 503, "{status}");
     }
     app.nats.restart();
+}
+
+#[actix_rt::test]
+async fn a_retry_while_the_first_publish_is_pending_joins_it_instead_of_publishing_again() {
+    let app = spawn_app(AppOptions {
+        config: "[nats]\nrequest_ack_wait_ms = 6000\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let key = [("Idempotency-Key", "join-1")];
+    app.nats.kill();
+    let signed = sign(&body(1));
+    let first = app.send_signed_with("alpha", &signed, &key);
+    let retry = async {
+        // Arrives while the first is still waiting for NATS.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.send_signed_with("alpha", &sign(&body(1)), &key).await
+    };
+    let heal = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        app.nats.restart();
+    };
+    let (first, retry, ()) = futures_util::join!(first, retry, heal);
+    let (status, first) = json_body(first).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, retry) = json_body(retry).await;
+    assert_eq!(status, 409, "the retry joined the pending publish: {retry}");
+    assert_eq!(retry["code"], "duplicate");
+    assert_eq!(retry["event_id"], first["event_id"]);
+    assert_eq!(app.messages_on("signals.raw").await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn an_existing_stream_that_does_not_cover_our_subjects_keeps_the_gateway_unready() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with_nats(
+        nats,
+        AppOptions {
+            wait_ready: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let report: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        report["problem"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover subject signals.raw"),
+        "{report}"
+    );
+    assert_eq!(app.post_custom(&body(1)).await.status(), 503);
 }

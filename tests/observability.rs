@@ -30,7 +30,7 @@ async fn metrics_logs_and_errors_carry_what_ops_need_and_no_secret() {
     let writer = logs.clone();
     assert!(at_gateway::telemetry::init_logging("info", move || writer.clone()));
 
-    let mut app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions::default()).await;
     let mut bodies = Vec::new();
     let mut keep = |v: Value| bodies.push(v.to_string());
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
@@ -23,7 +23,9 @@ pub const STREAM: &str = "trading-events";
 pub struct NatsServer {
     pub port: u16,
     store: tempfile::TempDir,
-    child: Option<Child>,
+    /// Behind a mutex so a test can stop and start it while requests that
+    /// borrow the app are in flight.
+    child: Mutex<Option<Child>>,
 }
 
 fn nats_server_bin() -> String {
@@ -39,10 +41,10 @@ pub fn free_port() -> u16 {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
-        let mut server = NatsServer {
+        let server = NatsServer {
             port: free_port(),
             store: tempfile::tempdir().expect("temporary store directory"),
-            child: None,
+            child: Mutex::new(None),
         };
         server.spawn();
         server
@@ -52,7 +54,7 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&self) {
         // Bodies of up to 1 MiB need room for the envelope around them; the
         // server's default max_payload is 1 MB (see README, NATS settings).
         let conf = self.store.path().join("nats.conf");
@@ -73,7 +75,7 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server on the PATH (apt-get install nats-server)");
-        self.child = Some(child);
+        *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
@@ -82,8 +84,8 @@ impl NatsServer {
     }
 
     /// SIGKILL: no goodbye to the clients, as in a crash.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -100,7 +102,13 @@ impl NatsServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("nats-server running").id();
+        let pid = self
+            .child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("nats-server running")
+            .id();
         let ok = Command::new("kill")
             .args([sig, &pid.to_string()])
             .status()
@@ -110,7 +118,7 @@ impl NatsServer {
     }
 
     /// Starts again on the same port and store.
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.kill();
         self.spawn();
     }
