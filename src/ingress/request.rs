@@ -13,6 +13,9 @@ use ipnet::IpNet;
 
 use crate::error::GatewayError;
 
+/// Most bytes reserved for a body before any of it has arrived.
+const INITIAL_BODY_CAPACITY: usize = 16 * 1024;
+
 /// Refuses compressed bodies and content types the gateway does not read.
 ///
 /// Signatures cover the bytes as sent, and decompressing would open a
@@ -71,7 +74,10 @@ pub async fn read_body(
         return Err(too_large());
     }
     let read = async {
-        let mut body = BytesMut::with_capacity(announced.unwrap_or(0).min(limit as u64) as usize);
+        // Grow with what actually arrives: a Content-Length is only a claim,
+        // and reserving it up front would let idle connections pin memory.
+        let reserve = announced.unwrap_or(0).min(INITIAL_BODY_CAPACITY as u64) as usize;
+        let mut body = BytesMut::with_capacity(reserve);
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 GatewayError::bad_request("body_error", format!("could not read the body: {e}"))

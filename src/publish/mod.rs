@@ -196,9 +196,9 @@ async fn deliver(
     let mut backoff = FIRST_BACKOFF;
     let mut last_error = String::from("NATS unreachable");
     loop {
-        // While disconnected, wait for the connection instead of queueing
-        // more copies into the client.
-        while !health.connected() {
+        // While this worker's connection is down, wait for it instead of
+        // queueing more copies into the client.
+        while js.client().connection_state() != async_nats::connection::State::Connected {
             if Instant::now() + RECONNECT_POLL >= deadline {
                 return Err(Undelivered::WindowExpired(last_error));
             }
