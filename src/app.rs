@@ -18,8 +18,11 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::replay::ReplayStore;
 use crate::auth::Authenticator;
-use crate::config::Settings;
-use crate::idempotency::IdempotencyStore;
+use crate::claims::jetstream::{self as kv_claims, BucketSpec, KvStore};
+use crate::claims::memory::MemoryStore;
+use crate::claims::{ClaimStore, Claims};
+use crate::config::{Settings, StoreBackend};
+use crate::idempotency::{IdempotencyStore, Record};
 use crate::ingress::reception::{Reception, Stages};
 use crate::ingress::{self, WorkerState};
 use crate::normalize::Normalizer;
@@ -27,12 +30,31 @@ use crate::publish::connection::{self, NatsHealth};
 use crate::publish::{Buffer, Publisher};
 use crate::ratelimit::{Buckets, RateLimiter};
 
+/// Where claims are kept, as shared by every worker.
+#[derive(Clone)]
+enum SharedStores {
+    /// One in-memory store of each kind for the whole process.
+    Memory {
+        replay: Arc<MemoryStore<()>>,
+        idempotency: Arc<MemoryStore<Record>>,
+    },
+    /// Key-value buckets, reached through each worker's own connection;
+    /// only the local caches of done keys are shared.
+    Jetstream {
+        replay_done: Arc<moka::sync::Cache<String, ()>>,
+        idempotency_done: Arc<moka::sync::Cache<String, Record>>,
+    },
+}
+
+/// A claim on a bucket is held at most for the message window; the margin
+/// covers the time between claiming and publishing.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 /// State shared by every worker.
 #[derive(Clone)]
 struct Shared {
     settings: Arc<Settings>,
-    replay: Arc<ReplayStore>,
-    idempotency: Arc<IdempotencyStore>,
+    stores: SharedStores,
     buckets: Arc<Buckets>,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
@@ -40,29 +62,114 @@ struct Shared {
 
 impl Shared {
     /// Starts one worker's stage actors, each under a supervisor that
-    /// restarts it after a panic. Runs on the worker's own thread.
+    /// restarts it after a panic. Runs on the worker's own thread, and so
+    /// does the worker's NATS connection made here.
     fn start_stages(&self, worker: usize) -> WorkerState {
         let s = &self.settings;
-        let replay = self.replay.clone();
+        let name = format!("{}-worker-{worker}", s.service_name);
+        let client = connection::connect_now(&s.nats, &name)
+            .unwrap_or_else(|e| panic!("cannot set up the NATS client for worker {worker}: {e}"));
+        self.health.register(client.clone());
+        let js = connection::jetstream(client, &s.nats);
+        let (replay, idempotency) = self.claims_for(&js);
+
+        let replay = Arc::new(ReplayStore::new(replay));
         let window = s.replay_window;
         let buckets = self.buckets.clone();
         let nats = s.nats.clone();
-        let name = format!("{}-worker-{worker}", s.service_name);
         let buffer = self.buffer.clone();
         let health = self.health.clone();
         let stages = Stages {
             authenticator: Supervisor::start(move |_| Authenticator::new(replay, window)),
             rate_limiter: Supervisor::start(move |_| RateLimiter::new(buckets)),
             normalizer: Supervisor::start(|_| Normalizer),
-            publisher: Supervisor::start(move |_| Publisher::new(nats, name, buffer, health)),
+            publisher: Supervisor::start(move |_| Publisher::new(nats, js, buffer, health)),
         };
-        let reception =
-            Reception::new(stages, self.idempotency.clone(), Arc::new(s.nats.clone())).start();
+        let reception = Reception::new(
+            stages,
+            Arc::new(IdempotencyStore::new(idempotency)),
+            Arc::new(s.nats.clone()),
+        )
+        .start();
         WorkerState {
             settings: self.settings.clone(),
             reception,
             health: self.health.clone(),
         }
+    }
+
+    /// This worker's view of the claim stores.
+    fn claims_for(&self, js: &async_nats::jetstream::Context) -> (Claims<()>, Claims<Record>) {
+        let s = &self.settings;
+        match &self.stores {
+            SharedStores::Memory {
+                replay,
+                idempotency,
+            } => (
+                Claims::new(replay.clone()),
+                Claims::new(idempotency.clone()),
+            ),
+            SharedStores::Jetstream {
+                replay_done,
+                idempotency_done,
+            } => {
+                let lease = Duration::from_secs(s.nats.message_window_sec) + LEASE_MARGIN;
+                let replay: Arc<dyn ClaimStore<()>> = KvStore::new(
+                    js.clone(),
+                    s.stores.replay_bucket.clone(),
+                    lease,
+                    replay_done.clone(),
+                );
+                let idempotency: Arc<dyn ClaimStore<Record>> = KvStore::new(
+                    js.clone(),
+                    s.stores.idempotency_bucket.clone(),
+                    lease,
+                    idempotency_done.clone(),
+                );
+                (Claims::new(replay), Claims::new(idempotency))
+            }
+        }
+    }
+}
+
+/// Nonces are remembered for twice the replay window (see `auth/replay.rs`).
+fn nonce_ttl(settings: &Settings) -> Duration {
+    settings.replay_window * 2
+}
+
+fn shared_stores(settings: &Settings) -> SharedStores {
+    let st = &settings.stores;
+    match st.backend {
+        StoreBackend::Memory => SharedStores::Memory {
+            replay: MemoryStore::new(nonce_ttl(settings), st.replay_capacity),
+            idempotency: MemoryStore::new(settings.idempotency_ttl, st.idempotency_capacity),
+        },
+        StoreBackend::Jetstream => SharedStores::Jetstream {
+            replay_done: kv_claims::done_cache(nonce_ttl(settings), st.replay_capacity),
+            idempotency_done: kv_claims::done_cache(
+                settings.idempotency_ttl,
+                st.idempotency_capacity,
+            ),
+        },
+    }
+}
+
+/// The buckets the monitor creates and checks (none for the memory backend).
+fn bucket_specs(settings: &Settings) -> Vec<BucketSpec> {
+    match settings.stores.backend {
+        StoreBackend::Memory => Vec::new(),
+        StoreBackend::Jetstream => vec![
+            BucketSpec {
+                name: settings.stores.replay_bucket.clone(),
+                max_age: nonce_ttl(settings),
+                replicas: settings.nats.stream_replicas,
+            },
+            BucketSpec {
+                name: settings.stores.idempotency_bucket.clone(),
+                max_age: settings.idempotency_ttl,
+                replicas: settings.nats.stream_replicas,
+            },
+        ],
     }
 }
 
@@ -83,11 +190,7 @@ impl Application {
         let settings = Arc::new(settings);
         let health = NatsHealth::new();
         let shared = Shared {
-            replay: ReplayStore::new(settings.replay_window, settings.stores.replay_capacity),
-            idempotency: IdempotencyStore::new(
-                settings.idempotency_ttl,
-                settings.stores.idempotency_capacity,
-            ),
+            stores: shared_stores(&settings),
             buckets: Buckets::new(settings.sources.values()),
             buffer: Buffer::new(settings.nats.buffer_capacity),
             health: health.clone(),
@@ -105,6 +208,7 @@ impl Application {
             control,
             settings.nats.clone(),
             settings.http.max_body_bytes,
+            bucket_specs(&settings),
         ));
 
         let listener = TcpListener::bind(settings.http_addr)

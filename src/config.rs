@@ -41,6 +41,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("REPLAY_WINDOW_SEC", "replay_window_sec"),
     ("ALLOWED_SOURCES", "allowed_sources"),
     ("TRUSTED_PROXIES", "trusted_proxies"),
+    ("STORE_BACKEND", "stores.backend"),
 ];
 
 /// TradingView cancels a webhook after about 3 s; a TradingView source must
@@ -139,12 +140,27 @@ pub struct NatsSettings {
     pub probe_interval_ms: u64,
 }
 
-/// Bounds of the in-memory replay and idempotency stores.
+/// Where nonces and idempotency keys are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// JetStream key-value buckets: shared by every replica, survive restarts.
+    Jetstream,
+    /// This process's memory: lost on restart, not shared.
+    Memory,
+}
+
+/// The replay and idempotency stores.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// Entries at which a store refuses new claims with 503 rather than
-    /// evicting a live entry (an evicted nonce could be replayed).
+    pub backend: StoreBackend,
+    /// Key-value buckets (jetstream backend), created at start-up.
+    pub replay_bucket: String,
+    pub idempotency_bucket: String,
+    /// Memory backend: entries at which a store refuses new claims with 503
+    /// rather than evicting a live entry (an evicted nonce could be
+    /// replayed). Jetstream backend: size of the local cache of done keys.
     pub replay_capacity: u64,
     pub idempotency_capacity: u64,
 }

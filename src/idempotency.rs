@@ -8,15 +8,15 @@
 //! A key is held while its publish is pending and forgotten if the request
 //! fails, so a failed request never makes its retry answer 409; a retry that
 //! arrives while the publish is pending waits for its outcome instead of
-//! publishing a second copy. In memory for now (one process).
+//! publishing a second copy. Where keys are kept (JetStream key-value,
+//! shared by replicas, or this process's memory) is the [`Claims`] store
+//! given at start-up.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::claims::{Claim, ClaimGuard, ClaimTable};
+use crate::claims::{ClaimGuard, Claims, Refused};
 use crate::config::SourceKind;
 use crate::error::GatewayError;
 use crate::ids::{is_token, EventId, SourceId};
@@ -31,9 +31,10 @@ const CUSTOM_ID_FIELDS: &[&str] = &["idempotency_key", "event_id", "id"];
 const TRADINGVIEW_ID_FIELDS: &[&str] = &["idempotency_key", "event_id"];
 
 /// What a done key remembers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub event_id: EventId,
+    #[serde(with = "hex::serde")]
     pub body_hash: [u8; 32],
 }
 
@@ -121,16 +122,14 @@ fn payload_id(v: &Value, fields: &[&str]) -> Option<String> {
     })
 }
 
-/// The shared store of idempotency keys.
+/// The store of idempotency keys.
 pub struct IdempotencyStore {
-    table: Arc<ClaimTable<Record>>,
+    claims: Claims<Record>,
 }
 
 impl IdempotencyStore {
-    pub fn new(ttl: Duration, capacity: u64) -> Arc<Self> {
-        Arc::new(IdempotencyStore {
-            table: ClaimTable::new(ttl, capacity),
-        })
+    pub fn new(claims: Claims<Record>) -> Self {
+        IdempotencyStore { claims }
     }
 
     /// Claims `key`, or answers 409 `duplicate` with the original event id.
@@ -139,25 +138,18 @@ impl IdempotencyStore {
         key: &IdempotencyKey,
         body_hash: &[u8; 32],
     ) -> Result<KeyClaim, GatewayError> {
-        let duplicate = |rec: Record| GatewayError::Duplicate {
-            event_id: rec.event_id,
-            payload_mismatch: rec.body_hash != *body_hash,
-        };
-        loop {
-            match self.table.claim(&key.value) {
-                Claim::Won(guard) => return Ok(guard),
-                Claim::Taken(rec) => return Err(duplicate(rec)),
-                Claim::Pending(waiter) => {
-                    if let Some(rec) = waiter.outcome().await {
-                        return Err(duplicate(rec));
-                    }
-                }
-                Claim::Full => {
-                    return Err(GatewayError::unavailable(
-                        "idempotency_store_full",
-                        "the idempotency store is full; retry shortly",
-                    ))
-                }
+        match self.claims.claim(&key.value).await {
+            Ok(guard) => Ok(guard),
+            Err(Refused::Taken(rec)) => Err(GatewayError::Duplicate {
+                event_id: rec.event_id,
+                payload_mismatch: rec.body_hash != *body_hash,
+            }),
+            Err(Refused::Unavailable(e)) => {
+                tracing::warn!(error = %e, "idempotency store unavailable");
+                Err(GatewayError::unavailable(
+                    "store_unavailable",
+                    "the idempotency store is unavailable; retry shortly",
+                ))
             }
         }
     }

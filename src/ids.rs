@@ -74,7 +74,8 @@ impl fmt::Display for CorrId {
 }
 
 /// Id of one accepted signal; UUIDv7, so ids sort by time of receipt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct EventId(pub Uuid);
 
 impl EventId {

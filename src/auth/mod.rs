@@ -81,7 +81,8 @@ pub struct Authenticated {
 /// Only this module can make a `Seal`, so only it can make an [`Authenticated`].
 struct Seal;
 
-/// One authenticator per HTTP worker; the replay store is shared.
+/// One authenticator per HTTP worker; its replay store reaches the shared
+/// nonce claims through this worker's own NATS connection.
 pub struct Authenticator {
     replay: Arc<ReplayStore>,
     window: Duration,

@@ -239,7 +239,8 @@ async fn readyz(state: web::Data<WorkerState>) -> HttpResponse {
     HttpResponse::build(status).json(report)
 }
 
-async fn metrics_text() -> HttpResponse {
+async fn metrics_text(state: web::Data<WorkerState>) -> HttpResponse {
+    state.health.refresh_gauges();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(render_metrics())

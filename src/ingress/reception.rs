@@ -261,13 +261,20 @@ async fn prepare(
             .await
             .unwrap_or_else(|_| Err(Undelivered::WindowExpired("publisher stopped".into())));
         if outcome.is_ok() {
-            key_claim.commit(Record {
-                event_id,
-                body_hash,
-            });
-            if let Some(nonce) = nonce {
-                nonce.commit(());
-            }
+            // Both claims are marked done before the request is answered, so a
+            // repeat that arrives right after the 202 sees `done`.
+            let nonce_done = async {
+                if let Some(nonce) = nonce {
+                    nonce.commit(()).await;
+                }
+            };
+            futures_util::join!(
+                key_claim.commit(Record {
+                    event_id,
+                    body_hash,
+                }),
+                nonce_done
+            );
         } else {
             tracing::warn!(event_id = %event_id, "signal not stored within its window; nonce and key released");
         }

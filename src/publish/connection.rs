@@ -15,6 +15,7 @@ use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, ServerAddr};
 use serde::Serialize;
 
+use crate::claims::jetstream::{ensure_bucket, BucketSpec};
 use crate::config::NatsSettings;
 use crate::telemetry::metrics;
 
@@ -62,6 +63,17 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<Client, Stri
         .map_err(|e| e.to_string())
 }
 
+/// [`connect`] for a synchronous caller (an HTTP worker's factory). With
+/// `retry_on_initial_connect` the connect future only sets up the client
+/// and spawns its I/O task on the current runtime; it never waits on the
+/// network, so one poll completes it.
+pub fn connect_now(settings: &NatsSettings, name: &str) -> Result<Client, String> {
+    use futures_util::FutureExt;
+    connect(settings, name)
+        .now_or_never()
+        .unwrap_or_else(|| Err("NATS client setup did not complete at once".into()))
+}
+
 /// A JetStream context whose publishes and API calls time out after `timeout`.
 pub fn jetstream(client: Client, settings: &NatsSettings) -> jetstream::Context {
     jetstream::ContextBuilder::new()
@@ -86,6 +98,8 @@ fn stream_config(settings: &NatsSettings) -> stream::Config {
 pub struct NatsHealth {
     clients: Mutex<Vec<Client>>,
     stream_ready: AtomicBool,
+    /// The key-value buckets exist (or the memory backend needs none).
+    buckets_ready: AtomicBool,
     probe_ok: AtomicBool,
     /// Set when a publish ack times out: a paused or partitioned server
     /// is otherwise only noticed after missed pings.
@@ -107,6 +121,7 @@ impl NatsHealth {
         Arc::new(NatsHealth {
             clients: Mutex::new(Vec::new()),
             stream_ready: AtomicBool::new(false),
+            buckets_ready: AtomicBool::new(false),
             probe_ok: AtomicBool::new(false),
             ack_stalled: AtomicBool::new(false),
             last_problem: Mutex::new(None),
@@ -137,6 +152,7 @@ impl NatsHealth {
     pub fn ready(&self) -> bool {
         self.connected()
             && self.stream_ready.load(Ordering::Acquire)
+            && self.buckets_ready.load(Ordering::Acquire)
             && self.probe_ok.load(Ordering::Acquire)
             && !self.ack_stalled.load(Ordering::Acquire)
     }
@@ -181,7 +197,9 @@ impl NatsHealth {
         }
     }
 
-    fn refresh_gauges(&self) {
+    /// Brings the NATS gauges up to date (also called at every scrape, so
+    /// `/metrics` never lags the probe).
+    pub fn refresh_gauges(&self) {
         metrics().nats_connected.set(i64::from(self.connected()));
         metrics().nats_ready.set(i64::from(self.ready()));
     }
@@ -194,16 +212,22 @@ pub async fn monitor(
     client: Client,
     settings: NatsSettings,
     max_body_bytes: usize,
+    buckets: Vec<BucketSpec>,
 ) {
     let js = jetstream(client.clone(), &settings);
     let period = Duration::from_millis(settings.probe_interval_ms.max(50));
     loop {
-        let outcome = tokio::time::timeout(
-            period.max(Duration::from_secs(1)),
-            ensure_stream(&js, &settings),
-        )
-        .await
-        .unwrap_or_else(|_| Err("JetStream did not answer the probe in time".into()));
+        let probe = async {
+            ensure_stream(&js, &settings).await?;
+            for bucket in &buckets {
+                ensure_bucket(&js, bucket).await?;
+            }
+            health.buckets_ready.store(true, Ordering::Release);
+            Ok::<(), String>(())
+        };
+        let outcome = tokio::time::timeout(period.max(Duration::from_secs(1)), probe)
+            .await
+            .unwrap_or_else(|_| Err("JetStream did not answer the probe in time".into()));
         match outcome {
             Ok(()) => {
                 if !health.probe_ok.swap(true, Ordering::AcqRel) {

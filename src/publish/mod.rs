@@ -98,11 +98,11 @@ impl Drop for BufferPlaces {
     }
 }
 
-/// One publisher per HTTP worker, owning that worker's NATS connection.
+/// One publisher per HTTP worker, publishing through that worker's own
+/// NATS connection (made on the worker's thread, see `app.rs`).
 pub struct Publisher {
     settings: NatsSettings,
-    name: String,
-    js: Option<jetstream::Context>,
+    js: jetstream::Context,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
 }
@@ -110,14 +110,13 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(
         settings: NatsSettings,
-        name: String,
+        js: jetstream::Context,
         buffer: Arc<Buffer>,
         health: Arc<NatsHealth>,
     ) -> Self {
         Publisher {
             settings,
-            name,
-            js: None,
+            js,
             buffer,
             health,
         }
@@ -129,24 +128,6 @@ impl Actor for Publisher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        if self.js.is_some() {
-            return; // restarted by its supervisor: keep the connection
-        }
-        // Connect on this worker's thread, so the connection's I/O task runs
-        // here too. It returns at once and keeps retrying while NATS is down.
-        let settings = self.settings.clone();
-        let name = self.name.clone();
-        ctx.wait(
-            async move { connection::connect(&settings, &name).await }
-                .into_actor(self)
-                .map(|result, act, _| match result {
-                    Ok(client) => {
-                        act.health.register(client.clone());
-                        act.js = Some(connection::jetstream(client, &act.settings));
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot create NATS connection"),
-                }),
-        );
     }
 }
 
@@ -162,9 +143,6 @@ impl Handler<Publish> for Publisher {
         let window = Duration::from_secs(self.settings.message_window_sec);
         let ack_timeout = Duration::from_millis(self.settings.ack_timeout_ms);
         guarded(ctx, "publisher", move || {
-            let js = js.ok_or_else(|| {
-                GatewayError::unavailable("nats_unavailable", "no NATS connection yet")
-            })?;
             let places = buffer.take(msg.messages.len()).ok_or_else(|| {
                 GatewayError::unavailable(
                     "buffer_full",

@@ -1,0 +1,341 @@
+//! Claims in JetStream key-value buckets: shared by every gateway replica on
+//! the same NATS and surviving restarts. The default backend.
+//!
+//! - Claiming is `create` (a publish that expects no previous revision):
+//!   atomic, so of two replicas exactly one wins. Never get-then-put: the
+//!   key-value store does not promise read-your-writes.
+//! - A claim is written as *pending* with a lease (the message window plus a
+//!   margin). A holder that crashed leaves a pending entry behind; once its
+//!   lease has run out the next request takes it over with a revision-checked
+//!   `update`, and JetStream's `Nats-Msg-Id` de-duplication keeps a
+//!   re-publish from storing the signal twice.
+//! - Commit and release are revision-checked too, so they never touch a
+//!   claim that was taken over.
+//! - Entries expire with the bucket's `max_age` (nats-server 2.9 has no
+//!   per-key TTL): twice the replay window for nonces, the idempotency TTL
+//!   for keys. `history = 1`: only the latest state is kept.
+//! - A moka cache of *done* keys sits in front, so a repeat seen by this
+//!   process is answered without a round trip; it never replaces the bucket.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use moka::sync::Cache;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use super::{Attempt, ClaimStore, StoreError, Token};
+
+/// How often a request waiting on another's pending claim looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// What a bucket entry holds.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum Entry<V> {
+    /// `owner` tells this attempt's entry from a later one, so an attempt
+    /// whose outcome was uncertain (timed out) can remove its own entry.
+    Pending {
+        lease_until_ms: u64,
+        owner: u64,
+    },
+    Done {
+        value: V,
+    },
+}
+
+/// How long the clean-up of an uncertain claim keeps looking for it.
+const CLEANUP_FOR: Duration = Duration::from_secs(10);
+
+/// A bucket to create at start-up.
+#[derive(Clone, Debug)]
+pub struct BucketSpec {
+    pub name: String,
+    pub max_age: Duration,
+    pub replicas: usize,
+}
+
+/// Creates `spec`'s bucket, or brings an existing one's `max_age` in line.
+///
+/// The bucket's stream is made directly, with the configuration async-nats'
+/// `create_key_value` would use: that call first asks for the account's
+/// JetStream info, whose answer from nats-server 2.9 the client cannot read.
+pub async fn ensure_bucket(js: &jetstream::Context, spec: &BucketSpec) -> Result<(), String> {
+    let config = stream::Config {
+        name: format!("KV_{}", spec.name),
+        subjects: vec![format!("$KV.{}.>", spec.name)],
+        max_messages_per_subject: 1,
+        max_age: spec.max_age,
+        storage: stream::StorageType::File,
+        num_replicas: spec.replicas.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    let mut stream = js
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| format!("bucket {}: {e}", spec.name))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| format!("bucket {}: {e}", spec.name))?;
+    if info.config.max_age != spec.max_age {
+        let mut config = info.config.clone();
+        config.max_age = spec.max_age;
+        js.update_stream(config)
+            .await
+            .map_err(|e| format!("bucket {}: cannot update max_age: {e}", spec.name))?;
+        tracing::info!(bucket = %spec.name, max_age = ?spec.max_age, "bucket max_age updated");
+    }
+    Ok(())
+}
+
+/// Claims kept in one JetStream key-value bucket, through one worker's
+/// connection.
+pub struct KvStore<V> {
+    js: jetstream::Context,
+    bucket: String,
+    handle: OnceCell<kv::Store>,
+    lease: Duration,
+    done: Arc<Cache<String, V>>,
+    _values: PhantomData<fn() -> V>,
+}
+
+/// The front cache of done keys, shared by every worker's [`KvStore`] of
+/// one bucket.
+pub fn done_cache<V: Clone + Send + Sync + 'static>(
+    ttl: Duration,
+    capacity: u64,
+) -> Arc<Cache<String, V>> {
+    Arc::new(
+        Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(ttl)
+            .build(),
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Bucket keys allow only `[-/_=.a-zA-Z0-9]`; ours hold anything a sender
+/// chose, so the bucket key is a digest of it.
+fn bucket_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("key-value store: {what}: {e}"))
+}
+
+impl<V> KvStore<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    pub fn new(
+        js: jetstream::Context,
+        bucket: String,
+        lease: Duration,
+        done: Arc<Cache<String, V>>,
+    ) -> Arc<Self> {
+        Arc::new(KvStore {
+            js,
+            bucket,
+            handle: OnceCell::new(),
+            lease,
+            done,
+            _values: PhantomData,
+        })
+    }
+
+    /// The bucket handle, looked up once (it may not exist yet at start-up).
+    async fn kv(&self) -> Result<&kv::Store, StoreError> {
+        self.handle
+            .get_or_try_init(|| async {
+                self.js
+                    .get_key_value(&self.bucket)
+                    .await
+                    .map_err(|e| unavailable(&self.bucket, e))
+            })
+            .await
+    }
+
+    fn pending(&self, owner: u64) -> Bytes {
+        let entry: Entry<V> = Entry::Pending {
+            lease_until_ms: now_ms() + self.lease.as_millis() as u64,
+            owner,
+        };
+        Bytes::from(serde_json::to_vec(&entry).unwrap_or_default())
+    }
+
+    /// Fails fast while this worker's connection is down: a write queued in
+    /// a disconnected client would land later, after its request failed.
+    fn check_connected(&self) -> Result<(), StoreError> {
+        match self.js.client().connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(StoreError("key-value store: NATS disconnected".into())),
+        }
+    }
+
+    async fn attempt_inner(&self, key: &str) -> Result<Attempt<V>, StoreError> {
+        if let Some(v) = self.done.get(key) {
+            return Ok(Attempt::Taken(v));
+        }
+        self.check_connected()?;
+        let kv = self.kv().await?;
+        let k = bucket_key(key);
+        let owner = rand_owner();
+        let err = match kv.create(&k, self.pending(owner)).await {
+            Ok(revision) => return Ok(Attempt::Won(Token(revision))),
+            Err(e) => e,
+        };
+        if err.kind() != CreateErrorKind::AlreadyExists {
+            // The create may still land (a paused server answers late):
+            // remove it if it does, so it cannot block this request's retry.
+            let (kv, bucket) = (kv.clone(), self.bucket.clone());
+            tokio::spawn(remove_if_owned(kv, bucket, k, owner));
+            return Err(unavailable("claim", err));
+        }
+        let Some(entry) = kv.entry(&k).await.map_err(|e| unavailable("read", e))? else {
+            return Ok(Attempt::Pending); // vanished in between: look again
+        };
+        if entry.operation != Operation::Put {
+            return Ok(Attempt::Pending); // deleted in between: look again
+        }
+        let state: Entry<V> = serde_json::from_slice(&entry.value)
+            .map_err(|e| unavailable("entry is not ours", e))?;
+        match state {
+            Entry::Done { value } => {
+                self.done.insert(key.to_owned(), value.clone());
+                Ok(Attempt::Taken(value))
+            }
+            Entry::Pending { lease_until_ms, .. } if lease_until_ms > now_ms() => {
+                Ok(Attempt::Pending)
+            }
+            // The holder's lease ran out (it crashed): take the claim over.
+            Entry::Pending { .. } => match kv.update(&k, self.pending(owner), entry.revision).await
+            {
+                Ok(revision) => {
+                    tracing::warn!(bucket = %self.bucket, "took over an abandoned claim");
+                    Ok(Attempt::Won(Token(revision)))
+                }
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(Attempt::Pending),
+                Err(e) => Err(unavailable("take over", e)),
+            },
+        }
+    }
+}
+
+fn rand_owner() -> u64 {
+    // Unique enough to tell two attempts apart: v4-random bits.
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+/// Looks for an uncertain pending entry of `owner` and deletes it.
+async fn remove_if_owned(kv: kv::Store, bucket: String, k: String, owner: u64) {
+    let deadline = tokio::time::Instant::now() + CLEANUP_FOR;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(found) = kv.entry(&k).await else {
+            continue; // still unreachable: look again
+        };
+        if let Some(entry) = found.filter(|e| e.operation == Operation::Put) {
+            let ours = matches!(
+                serde_json::from_slice::<Entry<serde_json::Value>>(&entry.value),
+                Ok(Entry::Pending { owner: o, .. }) if o == owner
+            );
+            if ours
+                && kv
+                    .delete_expect_revision(&k, Some(entry.revision))
+                    .await
+                    .is_ok()
+            {
+                tracing::info!(%bucket, "removed a claim whose request had already failed");
+            }
+        }
+        return;
+    }
+}
+
+impl<V> ClaimStore<V> for KvStore<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn attempt<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Attempt<V>, StoreError>> {
+        self.attempt_inner(key).boxed()
+    }
+
+    fn commit<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        value: V,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            self.check_connected()?;
+            let kv = self.kv().await?;
+            let entry = Entry::Done {
+                value: value.clone(),
+            };
+            let bytes = serde_json::to_vec(&entry).map_err(|e| unavailable("encode", e))?;
+            kv.update(bucket_key(key), Bytes::from(bytes), token.0)
+                .await
+                .map_err(|e| unavailable("commit", e))?;
+            self.done.insert(key.to_owned(), value);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: Token) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            self.check_connected()?;
+            let kv = self.kv().await?;
+            kv.delete_expect_revision(bucket_key(key), Some(token.0))
+                .await
+                .map_err(|e| unavailable("release", e))
+        }
+        .boxed()
+    }
+
+    fn changed<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, ()> {
+        tokio::time::sleep(POLL).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_keys_are_valid_whatever_the_claim_key() {
+        let k = bucket_key("alpha\n{weird nonce: ü}");
+        assert_eq!(k.len(), 64);
+        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let done: Entry<u32> = Entry::Done { value: 3 };
+        let text = serde_json::to_string(&done).unwrap();
+        assert_eq!(text, r#"{"state":"done","value":3}"#);
+        let back: Entry<u32> = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, Entry::Done { value: 3 }));
+    }
+}
