@@ -489,3 +489,147 @@ pub async fn json_body(resp: reqwest::Response) -> (u16, Value) {
     let body = resp.json::<Value>().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// The real `at-gateway` binary as a separate process (restarts, replicas,
+/// signals). Logs go to a file in its temporary directory.
+pub struct GatewayProcess {
+    pub base: String,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    port: u16,
+}
+
+impl GatewayProcess {
+    /// Starts the binary against `nats_url` with the test defaults plus
+    /// `opts`, and waits for `/readyz`.
+    pub async fn start(nats_url: &str, opts: &AppOptions) -> GatewayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("gateway.toml"),
+            merge_toml(TEST_CONFIG, &opts.config),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("TRADINGVIEW_TOKEN".into(), TV_TOKEN.into()),
+            ("API_KEY_HMAC_SECRET".into(), HMAC_SECRET.into()),
+            ("ALLOWED_SOURCES".into(), "tradingview,alpha,beta".into()),
+            ("NATS_URL".into(), nats_url.into()),
+            ("HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("RATE_LIMIT_RPS".into(), "1000".into()),
+            ("RATE_LIMIT_BURST".into(), "1000".into()),
+            ("LOG_LEVEL".into(), "info".into()),
+        ];
+        env.extend(opts.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut process = GatewayProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child: None,
+            dir,
+            env,
+            port,
+        };
+        process.spawn().await;
+        process
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("gateway.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_at-gateway"))
+            .arg("--config")
+            .arg(self.config_path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the at-gateway binary");
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("gateway exited ({status}):\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway never became ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// SIGKILL: a crash, no graceful anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts the binary again on the same port and settings.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn().await;
+    }
+
+    pub async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/{source}", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-Timestamp", &s.timestamp)
+            .header("X-Nonce", &s.nonce)
+            .header("X-Signature", &s.signature)
+            .body(s.body.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
