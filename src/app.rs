@@ -28,7 +28,8 @@ use crate::ingress::{self, WorkerState};
 use crate::normalize::Normalizer;
 use crate::publish::connection::{self, NatsHealth};
 use crate::publish::{Buffer, Publisher};
-use crate::ratelimit::{Buckets, RateLimiter};
+use crate::ratelimit::{LiveBuckets, RateLimiter};
+use crate::reload::{self, LiveSources, Reloader};
 
 /// Where claims are kept, as shared by every worker.
 #[derive(Clone)]
@@ -55,7 +56,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 struct Shared {
     settings: Arc<Settings>,
     stores: SharedStores,
-    buckets: Arc<Buckets>,
+    sources: LiveSources,
+    buckets: LiveBuckets,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
 }
@@ -93,6 +95,7 @@ impl Shared {
         .start();
         WorkerState {
             settings: self.settings.clone(),
+            sources: self.sources.clone(),
             reception,
             health: self.health.clone(),
         }
@@ -178,6 +181,7 @@ pub struct Application {
     port: u16,
     server: Server,
     health: Arc<NatsHealth>,
+    reloader: Reloader,
 }
 
 impl Application {
@@ -189,9 +193,17 @@ impl Application {
         connection::validate_url(&settings.nats.url).map_err(anyhow::Error::msg)?;
         let settings = Arc::new(settings);
         let health = NatsHealth::new();
+        let (sources, buckets) = reload::live(&settings);
+        let reloader = Reloader::new(
+            settings.config_file.clone(),
+            sources.clone(),
+            buckets.clone(),
+        );
+        actix_rt::spawn(reloader.clone().on_sighup());
         let shared = Shared {
             stores: shared_stores(&settings),
-            buckets: Buckets::new(settings.sources.values()),
+            sources,
+            buckets,
             buffer: Buffer::new(settings.nats.buffer_capacity),
             health: health.clone(),
             settings: settings.clone(),
@@ -251,6 +263,7 @@ impl Application {
             port,
             server,
             health,
+            reloader,
         })
     }
 
@@ -265,6 +278,11 @@ impl Application {
 
     pub fn health(&self) -> Arc<NatsHealth> {
         self.health.clone()
+    }
+
+    /// What SIGHUP does: reload sources from the configuration.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until SIGTERM/SIGINT (or a stop through [`Application::handle`]):

@@ -8,13 +8,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::ids::SourceId;
 
@@ -208,13 +210,23 @@ struct RawSource {
 struct RawKey {
     id: String,
     secret: SecretString,
+    /// RFC 3339; after it the key no longer verifies (end of a rotation).
+    not_after: Option<String>,
 }
 
-/// One live HMAC key of a custom source.
+/// One HMAC key of a custom source.
 #[derive(Debug, Clone)]
 pub struct HmacKey {
     pub id: String,
     pub secret: SecretString,
+    /// After this instant the key is expired and verifies nothing.
+    pub not_after: Option<OffsetDateTime>,
+}
+
+impl HmacKey {
+    pub fn live_at(&self, now: OffsetDateTime) -> bool {
+        self.not_after.is_none_or(|t| now < t)
+    }
 }
 
 /// A source, validated and ready to serve.
@@ -246,9 +258,15 @@ pub struct Settings {
     pub nats: NatsSettings,
     pub stores: StoreSettings,
     /// Allowed sources only: a source that is configured but not in
-    /// `ALLOWED_SOURCES` is not here, so it gets 403 like any other.
-    pub sources: Arc<HashMap<SourceId, Arc<SourceConfig>>>,
+    /// `ALLOWED_SOURCES` is not here, so it gets 403 like any other. This is
+    /// the table at start-up; the live one is reloaded on SIGHUP (`reload.rs`).
+    pub sources: Arc<SourceMap>,
+    /// The `--config` file, read again on reload.
+    pub config_file: Option<PathBuf>,
 }
+
+/// Every allowed source by name.
+pub type SourceMap = HashMap<SourceId, Arc<SourceConfig>>;
 
 impl Settings {
     /// Loads defaults, then `file`, then the process environment.
@@ -292,7 +310,9 @@ impl Settings {
                     None => bad(text),
                 }
             })?;
-        validate(raw)
+        let mut settings = validate(raw)?;
+        settings.config_file = file.map(Path::to_path_buf);
+        Ok(settings)
     }
 
     /// The source named `id`, if it is allowed.
@@ -394,6 +414,7 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         nats: raw.nats,
         stores: raw.stores,
         sources: Arc::new(sources),
+        config_file: None,
     })
 }
 
@@ -418,12 +439,29 @@ fn build_source(
                 keys.push(HmacKey {
                     id: "default".into(),
                     secret,
+                    not_after: None,
                 });
             }
-            for key in file.secrets {
+            for (i, key) in file.secrets.into_iter().enumerate() {
+                let not_after = match &key.not_after {
+                    None => None,
+                    Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+                        bad(format!(
+                            "sources.{name}.secrets[{i}].not_after: '{text}' is not an RFC 3339 time \
+                             like 2026-12-01T00:00:00Z"
+                        ))
+                    })?),
+                };
+                if keys.iter().any(|k| k.id == key.id) {
+                    return Err(bad(format!(
+                        "sources.{name}.secrets[{i}].id: '{}' is used twice",
+                        key.id
+                    )));
+                }
                 keys.push(HmacKey {
                     id: key.id,
                     secret: key.secret,
+                    not_after,
                 });
             }
             if keys.is_empty() {
@@ -431,6 +469,7 @@ fn build_source(
                     keys.push(HmacKey {
                         id: "default".into(),
                         secret: secret.clone(),
+                        not_after: None,
                     });
                 }
             }

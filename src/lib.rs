@@ -22,6 +22,7 @@ pub mod ingress;
 pub mod normalize;
 pub mod publish;
 pub mod ratelimit;
+pub mod reload;
 pub mod stage;
 pub mod telemetry;
 

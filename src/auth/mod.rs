@@ -197,12 +197,20 @@ fn verify_custom(
             "X-Signature must be sha256=<64 hex digits>",
         )
     })?;
-    let key_id = signature::verify(&source.keys, &timestamp, &nonce, &body, &signature)
-        .map_err(|_| {
-            GatewayError::unauthorized(
+    let now = time::OffsetDateTime::now_utc();
+    let key_id = signature::verify(&source.keys, &timestamp, &nonce, &body, &signature, now)
+        .map_err(|e| match e {
+            signature::SignatureError::Expired(id) => {
+                tracing::warn!(source = %source.id, key_id = %id, "signature made with an expired key");
+                GatewayError::unauthorized(
+                    "key_expired",
+                    format!("the key '{id}' that made this signature has expired; sign with the current key"),
+                )
+            }
+            _ => GatewayError::unauthorized(
                 "invalid_signature",
                 "signature does not match X-Timestamp.X-Nonce.body for any key of this source",
-            )
+            ),
         })?
         .to_owned();
     Ok((Scheme::HmacSha256, Some(key_id), body, None, Some(nonce)))

@@ -7,6 +7,7 @@
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
+use time::OffsetDateTime;
 
 use crate::config::HmacKey;
 
@@ -17,8 +18,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum SignatureError {
     /// Not of the form `sha256=<64 hex digits>`.
     Malformed,
-    /// Well-formed, but no live key produced it.
+    /// Well-formed, but no key produced it.
     Mismatch,
+    /// Only an expired key produced it (the sender missed a rotation).
+    Expired(String),
 }
 
 /// Parses `sha256=<hex>` into the 32 MAC bytes.
@@ -44,27 +47,33 @@ fn mac_for(secret: &[u8], timestamp: &str, nonce: &str, body: &[u8]) -> HmacSha2
     mac
 }
 
-/// Returns the id of the first key whose MAC matches `signature`.
+/// Returns the id of the first key live at `now` whose MAC matches
+/// `signature`. An expired key never verifies; it is only named in the error.
 pub fn verify<'k>(
     keys: &'k [HmacKey],
     timestamp: &str,
     nonce: &str,
     body: &[u8],
     signature: &[u8; 32],
+    now: OffsetDateTime,
 ) -> Result<&'k str, SignatureError> {
-    keys.iter()
-        .find(|key| {
-            mac_for(
-                key.secret.expose_secret().as_bytes(),
-                timestamp,
-                nonce,
-                body,
-            )
-            .verify_slice(signature)
-            .is_ok()
-        })
-        .map(|key| key.id.as_str())
-        .ok_or(SignatureError::Mismatch)
+    let matches = |key: &HmacKey| {
+        mac_for(
+            key.secret.expose_secret().as_bytes(),
+            timestamp,
+            nonce,
+            body,
+        )
+        .verify_slice(signature)
+        .is_ok()
+    };
+    if let Some(key) = keys.iter().filter(|k| k.live_at(now)).find(|k| matches(k)) {
+        return Ok(key.id.as_str());
+    }
+    match keys.iter().filter(|k| !k.live_at(now)).find(|k| matches(k)) {
+        Some(expired) => Err(SignatureError::Expired(expired.id.clone())),
+        None => Err(SignatureError::Mismatch),
+    }
 }
 
 /// Computes the header value a sender would send (used by tests, the
@@ -83,6 +92,7 @@ mod tests {
         HmacKey {
             id: id.into(),
             secret: SecretString::from(secret),
+            not_after: None,
         }
     }
 
@@ -104,15 +114,31 @@ mod tests {
 
     #[test]
     fn any_live_key_verifies_and_is_named() {
+        let now = OffsetDateTime::now_utc();
         let keys = [
             key("old", "old-secret-0123456789"),
             key("new", "new-secret-0123456789"),
         ];
         let sig = parse_header(&sign(b"new-secret-0123456789", "1", "n", b"{}")).unwrap();
-        assert_eq!(verify(&keys, "1", "n", b"{}", &sig), Ok("new"));
+        assert_eq!(verify(&keys, "1", "n", b"{}", &sig, now), Ok("new"));
         assert_eq!(
-            verify(&keys, "2", "n", b"{}", &sig),
+            verify(&keys, "2", "n", b"{}", &sig, now),
             Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn an_expired_key_no_longer_verifies() {
+        let now = OffsetDateTime::now_utc();
+        let mut old = key("old", "old-secret-0123456789");
+        old.not_after = Some(now + time::Duration::seconds(10));
+        let keys = [old, key("new", "new-secret-0123456789")];
+        let sig = parse_header(&sign(b"old-secret-0123456789", "1", "n", b"{}")).unwrap();
+        assert_eq!(verify(&keys, "1", "n", b"{}", &sig, now), Ok("old"));
+        let later = now + time::Duration::seconds(11);
+        assert_eq!(
+            verify(&keys, "1", "n", b"{}", &sig, later),
+            Err(SignatureError::Expired("old".into()))
         );
     }
 

@@ -20,14 +20,17 @@ use serde_json::json;
 use crate::auth::Credentials;
 use crate::config::{Settings, SourceConfig, SourceKind};
 use crate::error::GatewayError;
-use crate::ids::CorrId;
+use crate::ids::{CorrId, SourceId};
 use crate::publish::connection::NatsHealth;
+use crate::reload::LiveSources;
 use crate::telemetry::{metrics, render_metrics, UNKNOWN_SOURCE};
 use reception::{Receive, Reception};
 
 /// What every HTTP handler of one worker can reach.
 pub struct WorkerState {
     pub settings: Arc<Settings>,
+    /// The allowed sources in force (reloaded on SIGHUP).
+    pub sources: LiveSources,
     pub reception: Addr<Reception>,
     pub health: Arc<NatsHealth>,
 }
@@ -93,8 +96,9 @@ async fn handle(
             .and_then(|v| v.to_str().ok()),
     );
     // The allowlist comes first: an unknown source costs nothing more.
-    let source = match state.settings.source(&source_name) {
-        Some(s) if required_kind.is_none_or(|k| k == s.kind) => s.clone(),
+    let known = SourceId::parse(&source_name).and_then(|id| state.sources.load().get(&id).cloned());
+    let source = match known {
+        Some(s) if required_kind.is_none_or(|k| k == s.kind) => s,
         found => {
             let message = if found.is_some() {
                 format!("source '{source_name}' is not a TradingView source")
