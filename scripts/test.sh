@@ -12,6 +12,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The reference Standard Webhooks library signs requests in the tests;
+# it lives in a throw-away virtual environment under target/.
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0'
+fi
+export STANDARDWEBHOOKS_PYTHON="$PWD/$venv/bin/python"
+
 # nextest runs every test in its own process: each test owns its logs,
 # metrics registry and nats-server.
 exec cargo nextest run --locked --no-fail-fast "$@"

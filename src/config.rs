@@ -186,10 +186,30 @@ impl SourceKind {
     }
 }
 
+/// How a custom source signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CustomScheme {
+    /// `X-Signature: sha256=<hex>` over `X-Timestamp.X-Nonce.body`.
+    #[default]
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature: v1,<base64>`, `whsec_` secrets.
+    #[serde(rename = "standard-webhooks")]
+    StandardWebhooks,
+}
+
+/// Standard Webhooks' default timestamp tolerance.
+pub const STANDARD_WEBHOOKS_TOLERANCE: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
     kind: Option<SourceKind>,
+    /// Custom sources: the signing scheme.
+    scheme: Option<CustomScheme>,
+    /// Standard Webhooks: how far `webhook-timestamp` may be from now.
+    tolerance_sec: Option<u64>,
     /// Custom sources: one secret, or several (`secrets`) during a rotation.
     secret: Option<SecretString>,
     #[serde(default)]
@@ -234,6 +254,10 @@ impl HmacKey {
 pub struct SourceConfig {
     pub id: SourceId,
     pub kind: SourceKind,
+    /// Custom sources: how requests are signed.
+    pub scheme: CustomScheme,
+    /// How far a signed timestamp may be from the gateway clock.
+    pub tolerance: Duration,
     /// Custom sources: every live key (any one verifies).
     pub keys: Vec<HmacKey>,
     /// TradingView sources: the token.
@@ -479,6 +503,18 @@ fn build_source(
                      (sources.{name}.secret, or API_KEY_HMAC_SECRET for all custom sources)"
                 )));
             }
+            if file.scheme == Some(CustomScheme::StandardWebhooks) {
+                for key in &keys {
+                    let decoded = crate::auth::standard::key_bytes(key.secret.expose_secret());
+                    if decoded.is_none_or(|k| k.len() < 16) {
+                        return Err(bad(format!(
+                            "sources.{name}: secret '{}' must be a Standard Webhooks secret, \
+                             whsec_ followed by base64 of at least 16 bytes",
+                            key.id
+                        )));
+                    }
+                }
+            }
             for key in &keys {
                 if key.secret.expose_secret().len() < 16 {
                     return Err(bad(format!(
@@ -527,9 +563,29 @@ fn build_source(
         &format!("sources.{name}.rate_limit_rps"),
         rate_limit_rps.into(),
     )?;
+    let scheme = file.scheme.unwrap_or_default();
+    let replay_window = Duration::from_secs(raw.replay_window_sec);
+    let tolerance = match scheme {
+        CustomScheme::StandardWebhooks => file
+            .tolerance_sec
+            .map(Duration::from_secs)
+            .unwrap_or(STANDARD_WEBHOOKS_TOLERANCE),
+        CustomScheme::HmacSha256 => replay_window,
+    };
+    // Nonces are remembered for twice the replay window; a wider tolerance
+    // would let a nonce be forgotten while its timestamp is still accepted.
+    if tolerance > replay_window {
+        return Err(bad(format!(
+            "sources.{name}.tolerance_sec: {} s is more than replay_window_sec ({} s)",
+            tolerance.as_secs(),
+            replay_window.as_secs()
+        )));
+    }
     Ok(SourceConfig {
         id,
         kind,
+        scheme,
+        tolerance,
         keys,
         token,
         rate_limit_rps,

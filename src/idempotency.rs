@@ -1,7 +1,8 @@
 //! Duplicate detection: one accepted signal per idempotency key.
 //!
-//! The key is the `Idempotency-Key` header, else the payload's own id field,
-//! else SHA-256 of source + body; it is namespaced by source, and the same
+//! The key is the `Idempotency-Key` header, else the sender's message id
+//! (Standard Webhooks' `webhook-id`), else the payload's own id field, else
+//! SHA-256 of source + body; it is namespaced by source, and the same
 //! key (plus a per-subject suffix) becomes JetStream's `Nats-Msg-Id`, so the
 //! stream de-duplicates a retried publish too.
 //!
@@ -45,6 +46,8 @@ pub type KeyClaim = ClaimGuard<Record>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyOrigin {
     Header,
+    /// The sender's message id (`webhook-id`).
+    SenderId,
     Payload,
     BodyHash,
 }
@@ -77,6 +80,7 @@ pub fn derive_key(
     source: &SourceId,
     kind: SourceKind,
     header: Option<&str>,
+    sender_id: Option<&str>,
     json: Option<&Value>,
     body_hash: &[u8; 32],
 ) -> Result<IdempotencyKey, GatewayError> {
@@ -90,6 +94,12 @@ pub fn derive_key(
         return Ok(IdempotencyKey {
             value: format!("{source}:h:{h}"),
             origin: KeyOrigin::Header,
+        });
+    }
+    if let Some(id) = sender_id {
+        return Ok(IdempotencyKey {
+            value: format!("{source}:w:{id}"),
+            origin: KeyOrigin::SenderId,
         });
     }
     let fields = match kind {
@@ -168,11 +178,19 @@ mod tests {
     fn header_beats_payload_id_beats_body_hash() {
         let h = body_hash(&src(), b"{}");
         let body = json!({"id": "abc"});
-        let k = derive_key(&src(), SourceKind::Custom, Some("K1"), Some(&body), &h).unwrap();
+        let k = derive_key(
+            &src(),
+            SourceKind::Custom,
+            Some("K1"),
+            None,
+            Some(&body),
+            &h,
+        )
+        .unwrap();
         assert_eq!(k.value, "alpha:h:K1");
-        let k = derive_key(&src(), SourceKind::Custom, None, Some(&body), &h).unwrap();
+        let k = derive_key(&src(), SourceKind::Custom, None, None, Some(&body), &h).unwrap();
         assert_eq!(k.value, "alpha:p:abc");
-        let k = derive_key(&src(), SourceKind::Tradingview, None, Some(&body), &h).unwrap();
+        let k = derive_key(&src(), SourceKind::Tradingview, None, None, Some(&body), &h).unwrap();
         assert_eq!(k.origin, KeyOrigin::BodyHash);
     }
 
@@ -180,8 +198,8 @@ mod tests {
     fn placeholder_ids_and_bad_headers_are_not_keys() {
         let h = body_hash(&src(), b"{}");
         let body = json!({"id": "{{strategy.order.id}}"});
-        let k = derive_key(&src(), SourceKind::Custom, None, Some(&body), &h).unwrap();
+        let k = derive_key(&src(), SourceKind::Custom, None, None, Some(&body), &h).unwrap();
         assert_eq!(k.origin, KeyOrigin::BodyHash);
-        assert!(derive_key(&src(), SourceKind::Custom, Some("a b"), None, &h).is_err());
+        assert!(derive_key(&src(), SourceKind::Custom, Some("a b"), None, None, &h).is_err());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod replay;
 pub mod signature;
+pub mod standard;
 pub mod tradingview;
 
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::{CustomScheme, SourceConfig, SourceKind};
 use crate::error::GatewayError;
 use crate::ids::is_token;
 use crate::stage::{guarded, MAILBOX_CAPACITY};
@@ -33,6 +34,10 @@ pub struct Credentials {
     pub signature: Option<String>,
     pub timestamp: Option<String>,
     pub nonce: Option<String>,
+    /// Standard Webhooks headers.
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<String>,
+    pub webhook_signature: Option<String>,
     /// TradingView: the `token` query parameter. Never logged.
     pub query_token: Option<String>,
 }
@@ -51,6 +56,7 @@ pub struct Authenticate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     HmacSha256,
+    StandardWebhooks,
     TradingviewToken,
 }
 
@@ -58,6 +64,7 @@ impl Scheme {
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::HmacSha256 => "hmac-sha256",
+            Scheme::StandardWebhooks => "standard-webhooks",
             Scheme::TradingviewToken => "tradingview-token",
         }
     }
@@ -75,6 +82,9 @@ pub struct Authenticated {
     pub json: Option<Value>,
     /// The claimed nonce (custom sources); commit once stored.
     pub nonce: Option<NonceClaim>,
+    /// The sender's own message id (Standard Webhooks' `webhook-id`), the
+    /// default idempotency key.
+    pub sender_id: Option<String>,
     _seal: Seal,
 }
 
@@ -130,9 +140,14 @@ fn verify(
     window: Duration,
 ) -> Result<(Authenticated, Option<String>), GatewayError> {
     let source = msg.source;
-    let result = match source.kind {
-        SourceKind::Custom => verify_custom(&source, msg.credentials, msg.body, window),
-        SourceKind::Tradingview => {
+    let result = match (source.kind, source.scheme) {
+        (SourceKind::Custom, CustomScheme::HmacSha256) => {
+            verify_custom(&source, msg.credentials, msg.body, window)
+        }
+        (SourceKind::Custom, CustomScheme::StandardWebhooks) => {
+            verify_standard(&source, msg.credentials, msg.body)
+        }
+        (SourceKind::Tradingview, _) => {
             verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
         }
     };
@@ -151,6 +166,10 @@ fn verify(
                     key_id,
                     body,
                     json,
+                    sender_id: match scheme {
+                        Scheme::StandardWebhooks => nonce.clone(),
+                        _ => None,
+                    },
                     nonce: None,
                     _seal: Seal,
                 },
@@ -190,7 +209,7 @@ fn verify_custom(
                 format!("X-Nonce header is required: 1-{MAX_NONCE_LEN} visible ASCII characters"),
             )
         })?;
-    check_timestamp(&timestamp, window)?;
+    check_timestamp(&timestamp, window, "X-Timestamp")?;
     let signature = signature::parse_header(&header).map_err(|_| {
         GatewayError::unauthorized(
             "invalid_signature",
@@ -200,13 +219,7 @@ fn verify_custom(
     let now = time::OffsetDateTime::now_utc();
     let key_id = signature::verify(&source.keys, &timestamp, &nonce, &body, &signature, now)
         .map_err(|e| match e {
-            signature::SignatureError::Expired(id) => {
-                tracing::warn!(source = %source.id, key_id = %id, "signature made with an expired key");
-                GatewayError::unauthorized(
-                    "key_expired",
-                    format!("the key '{id}' that made this signature has expired; sign with the current key"),
-                )
-            }
+            signature::SignatureError::Expired(id) => expired_key(source, &id),
             _ => GatewayError::unauthorized(
                 "invalid_signature",
                 "signature does not match X-Timestamp.X-Nonce.body for any key of this source",
@@ -216,10 +229,57 @@ fn verify_custom(
     Ok((Scheme::HmacSha256, Some(key_id), body, None, Some(nonce)))
 }
 
-/// `X-Timestamp` is Unix seconds within `window` of the gateway clock.
-fn check_timestamp(value: &str, window: Duration) -> Result<(), GatewayError> {
+fn verify_standard(
+    source: &SourceConfig,
+    creds: Credentials,
+    body: Bytes,
+) -> Result<Verified, GatewayError> {
+    let header = creds.webhook_signature.ok_or_else(|| {
+        GatewayError::unauthorized("missing_signature", "webhook-signature header is required")
+    })?;
+    let timestamp = creds.webhook_timestamp.ok_or_else(|| {
+        GatewayError::unauthorized("invalid_timestamp", "webhook-timestamp header is required")
+    })?;
+    let id = creds
+        .webhook_id
+        .filter(|n| is_token(n, MAX_NONCE_LEN))
+        .ok_or_else(|| {
+            GatewayError::unauthorized(
+                "invalid_nonce",
+                format!(
+                    "webhook-id header is required: 1-{MAX_NONCE_LEN} visible ASCII characters"
+                ),
+            )
+        })?;
+    check_timestamp(&timestamp, source.tolerance, "webhook-timestamp")?;
+    let now = time::OffsetDateTime::now_utc();
+    let key_id = standard::verify(&source.keys, &id, &timestamp, &body, &header, now)
+        .map_err(|e| match e {
+            standard::StandardError::Expired(key) => expired_key(source, &key),
+            standard::StandardError::Mismatch => GatewayError::unauthorized(
+                "invalid_signature",
+                "no v1 signature in webhook-signature matches id.timestamp.body for a key of this source",
+            ),
+        })?
+        .to_owned();
+    Ok((Scheme::StandardWebhooks, Some(key_id), body, None, Some(id)))
+}
+
+fn expired_key(source: &SourceConfig, id: &str) -> GatewayError {
+    tracing::warn!(source = %source.id, key_id = %id, "signature made with an expired key");
+    GatewayError::unauthorized(
+        "key_expired",
+        format!("the key '{id}' that made this signature has expired; sign with the current key"),
+    )
+}
+
+/// A signed timestamp: Unix seconds within `window` of the gateway clock.
+fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), GatewayError> {
     let ts: i64 = value.trim().parse().map_err(|_| {
-        GatewayError::unauthorized("invalid_timestamp", "X-Timestamp must be Unix seconds")
+        GatewayError::unauthorized(
+            "invalid_timestamp",
+            format!("{header} must be Unix seconds"),
+        )
     })?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,7 +289,7 @@ fn check_timestamp(value: &str, window: Duration) -> Result<(), GatewayError> {
         return Err(GatewayError::unauthorized(
             "stale_timestamp",
             format!(
-                "X-Timestamp is more than {} s away from the gateway clock",
+                "{header} is more than {} s away from the gateway clock",
                 window.as_secs()
             ),
         ));

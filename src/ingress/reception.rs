@@ -190,6 +190,7 @@ async fn prepare(
         &source.id,
         source.kind,
         msg.idempotency_key.as_deref(),
+        auth.sender_id.as_deref(),
         json.as_ref(),
         &body_hash,
     )?;

@@ -1,0 +1,183 @@
+//! Standard Webhooks (standardwebhooks.com), the second custom-source
+//! scheme, so any Standard Webhooks sender works unchanged:
+//!
+//! ```text
+//! webhook-id:        msg_p5jXN8AQM9LWM0D4loKWxJek
+//! webhook-timestamp: 1614265330
+//! webhook-signature: v1,<base64 HMAC-SHA256(key, id "." timestamp "." body)> [v1,<…> …]
+//! ```
+//!
+//! The key is the base64 part of a `whsec_…` secret. The signature header
+//! may list several signatures (space-separated); any valid `v1` one passes,
+//! other versions are ignored. Comparison is constant-time.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::config::HmacKey;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Prefix of a Standard Webhooks secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// Most signatures read from one header (a sender lists one per live key).
+const MAX_SIGNATURES: usize = 16;
+
+/// Why a Standard Webhooks signature was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StandardError {
+    /// No entry of the header is a well-formed `v1,<base64 of 32 bytes>`
+    /// signature made by a key of the source.
+    Mismatch,
+    /// Only an expired key produced it.
+    Expired(String),
+}
+
+/// The HMAC key of a `whsec_…` secret (the prefix is optional, padding too,
+/// as in the reference libraries).
+pub fn key_bytes(secret: &str) -> Option<Vec<u8>> {
+    let b64 = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    let b64 = b64.trim_end_matches('=');
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(b64)
+        .ok()
+        .filter(|k| !k.is_empty())
+}
+
+fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The signatures of a `webhook-signature` header that could be valid.
+fn v1_signatures(header: &str) -> Vec<Vec<u8>> {
+    header
+        .split_ascii_whitespace()
+        .take(MAX_SIGNATURES)
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|sig| sig.len() == 32)
+        .collect()
+}
+
+/// Returns the id of the first key live at `now` that made one of the
+/// header's signatures.
+pub fn verify<'k>(
+    keys: &'k [HmacKey],
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+    now: OffsetDateTime,
+) -> Result<&'k str, StandardError> {
+    let signatures = v1_signatures(header);
+    let matches = |key: &HmacKey| {
+        let Some(k) = key_bytes(key.secret.expose_secret()) else {
+            return false;
+        };
+        signatures
+            .iter()
+            .any(|sig| mac(&k, id, timestamp, body).verify_slice(sig).is_ok())
+    };
+    if let Some(key) = keys.iter().filter(|k| k.live_at(now)).find(|k| matches(k)) {
+        return Ok(key.id.as_str());
+    }
+    match keys.iter().filter(|k| !k.live_at(now)).find(|k| matches(k)) {
+        Some(expired) => Err(StandardError::Expired(expired.id.clone())),
+        None => Err(StandardError::Mismatch),
+    }
+}
+
+/// The `webhook-signature` value a sender would send (tests, docs).
+pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Option<String> {
+    let key = key_bytes(secret)?;
+    let sig = mac(&key, id, timestamp, body).finalize().into_bytes();
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(sig)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    /// The known-answer vector of the reference libraries' own tests.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: &str = "1614265330";
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn keys() -> Vec<HmacKey> {
+        vec![HmacKey {
+            id: "k1".into(),
+            secret: SecretString::from(SECRET),
+            not_after: None,
+        }]
+    }
+
+    fn check(header: &str) -> Result<(), StandardError> {
+        verify(&keys(), ID, TS, BODY, header, OffsetDateTime::now_utc()).map(|_| ())
+    }
+
+    #[test]
+    fn known_answer_vector() {
+        assert_eq!(sign(SECRET, ID, TS, BODY).unwrap(), SIG);
+        assert_eq!(check(SIG), Ok(()));
+    }
+
+    #[test]
+    fn any_one_valid_signature_of_several_passes() {
+        let bad = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=";
+        assert_eq!(check(&format!("{bad} {SIG}")), Ok(()));
+        assert_eq!(check(&format!("v2,abc {SIG} v1,zzz")), Ok(()));
+        assert_eq!(check(bad), Err(StandardError::Mismatch));
+    }
+
+    #[test]
+    fn malformed_signatures_never_pass() {
+        for header in [
+            "v1,",
+            "v1",
+            "",
+            " ",
+            &SIG[..SIG.len() - 4],      // truncated
+            &SIG.replace("v1,", "v2,"), // another version
+            &SIG.replace("v1,", ""),    // no version
+        ] {
+            assert_eq!(check(header), Err(StandardError::Mismatch), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn any_change_to_id_timestamp_or_body_fails() {
+        let now = OffsetDateTime::now_utc();
+        assert!(verify(&keys(), "msg_other", TS, BODY, SIG, now).is_err());
+        assert!(verify(&keys(), ID, "1614265331", BODY, SIG, now).is_err());
+        assert!(verify(&keys(), ID, TS, br#"{"test": 2432232315}"#, SIG, now).is_err());
+    }
+
+    #[test]
+    fn secrets_decode_with_or_without_prefix_and_padding() {
+        assert_eq!(
+            key_bytes(SECRET),
+            key_bytes("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        );
+        assert_eq!(key_bytes("whsec_AAAA").unwrap(), vec![0, 0, 0]);
+        assert_eq!(key_bytes("whsec_AA=="), key_bytes("whsec_AA"));
+        assert!(key_bytes("whsec_").is_none());
+        assert!(key_bytes("whsec_***").is_none());
+    }
+}
