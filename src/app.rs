@@ -16,6 +16,7 @@ use actix::{Actor, Supervisor};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::failures::FailureLimiter;
 use crate::auth::replay::ReplayStore;
 use crate::auth::Authenticator;
 use crate::claims::jetstream::{self as kv_claims, BucketSpec, KvStore};
@@ -58,6 +59,7 @@ struct Shared {
     stores: SharedStores,
     sources: LiveSources,
     buckets: LiveBuckets,
+    auth_failures: Arc<FailureLimiter>,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
 }
@@ -76,13 +78,16 @@ impl Shared {
         let (replay, idempotency) = self.claims_for(&js);
 
         let replay = Arc::new(ReplayStore::new(replay));
+        let auth_failures = self.auth_failures.clone();
         let window = s.replay_window;
         let buckets = self.buckets.clone();
         let nats = s.nats.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
         let stages = Stages {
-            authenticator: Supervisor::start(move |_| Authenticator::new(replay, window)),
+            authenticator: Supervisor::start(move |_| {
+                Authenticator::new(replay, auth_failures, window)
+            }),
             rate_limiter: Supervisor::start(move |_| RateLimiter::new(buckets)),
             normalizer: Supervisor::start(|_| Normalizer),
             publisher: Supervisor::start(move |_| Publisher::new(nats, js, buffer, health)),
@@ -204,6 +209,11 @@ impl Application {
             stores: shared_stores(&settings),
             sources,
             buckets,
+            auth_failures: FailureLimiter::new(
+                settings.auth_failures.per_minute,
+                settings.auth_failures.burst,
+                settings.auth_failures.tracked_addresses,
+            ),
             buffer: Buffer::new(settings.nats.buffer_capacity),
             health: health.clone(),
             settings: settings.clone(),

@@ -75,6 +75,7 @@ struct RawSettings {
     rate_limit_burst: u32,
     #[serde(deserialize_with = "comma_list")]
     trusted_proxies: Vec<String>,
+    auth_failures: AuthFailureSettings,
     api_key_hmac_secret: Option<SecretString>,
     tradingview_token: Option<SecretString>,
     http: HttpSettings,
@@ -104,6 +105,19 @@ pub struct HttpSettings {
     pub shutdown_timeout_sec: u64,
     /// Concurrent connections per worker; more wait in the accept backlog.
     pub max_connections_per_worker: usize,
+}
+
+/// The per-address limit on failed authentications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFailureSettings {
+    /// Failures an address may make per minute once its burst is spent.
+    pub per_minute: u32,
+    /// Failures an address may make at once; the next one blocks it (429)
+    /// until the bucket refills.
+    pub burst: u32,
+    /// Addresses tracked at most (bounded memory).
+    pub tracked_addresses: u64,
 }
 
 /// NATS / JetStream settings.
@@ -278,6 +292,7 @@ pub struct Settings {
     pub replay_window: Duration,
     pub idempotency_ttl: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    pub auth_failures: AuthFailureSettings,
     pub http: HttpSettings,
     pub nats: NatsSettings,
     pub stores: StoreSettings,
@@ -374,6 +389,15 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
     )?;
     positive("rate_limit_rps (RATE_LIMIT_RPS)", raw.rate_limit_rps.into())?;
     positive("http.max_body_bytes", raw.http.max_body_bytes as u64)?;
+    positive(
+        "auth_failures.per_minute",
+        raw.auth_failures.per_minute.into(),
+    )?;
+    positive("auth_failures.burst", raw.auth_failures.burst.into())?;
+    positive(
+        "auth_failures.tracked_addresses",
+        raw.auth_failures.tracked_addresses,
+    )?;
     positive("nats.buffer_capacity", raw.nats.buffer_capacity as u64)?;
     positive("nats.message_window_sec", raw.nats.message_window_sec)?;
     positive("nats.ack_timeout_ms", raw.nats.ack_timeout_ms)?;
@@ -434,6 +458,7 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         replay_window: Duration::from_secs(raw.replay_window_sec),
         idempotency_ttl: Duration::from_secs(raw.idempotency_ttl_sec),
         trusted_proxies,
+        auth_failures: raw.auth_failures,
         http: raw.http,
         nats: raw.nats,
         stores: raw.stores,

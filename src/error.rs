@@ -62,6 +62,10 @@ pub enum GatewayError {
     /// 429: over the source's rate.
     #[error("rate limit exceeded")]
     RateLimited { retry_after: Duration },
+    /// 429: this address failed authentication too often; refused before
+    /// any signature work.
+    #[error("too many failed authentications from this address")]
+    AuthThrottled { retry_after: Duration },
     /// 503: not stored; safe to retry with the same idempotency key.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -111,7 +115,9 @@ impl GatewayError {
             }
             GatewayError::UnsupportedMedia { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::RateLimited { .. } | GatewayError::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -133,6 +139,7 @@ impl GatewayError {
             GatewayError::TooLargeForStream => "too_large_for_stream",
             GatewayError::Unprocessable { .. } => "validation_failed",
             GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::AuthThrottled { .. } => "too_many_auth_failures",
         }
     }
 
@@ -159,7 +166,8 @@ impl GatewayError {
         let mut response = HttpResponse::build(self.status());
         response.insert_header(("X-Correlation-Id", corr_id.as_str()));
         match self {
-            GatewayError::RateLimited { retry_after } => {
+            GatewayError::RateLimited { retry_after }
+            | GatewayError::AuthThrottled { retry_after } => {
                 // Round up: telling a caller to come back before its token is
                 // ready only earns it a second 429.
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

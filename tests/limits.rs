@@ -174,3 +174,73 @@ async fn unknown_routes_and_methods_answer_json() {
         (405, Some("method_not_allowed"))
     );
 }
+
+#[actix_rt::test]
+async fn an_address_spraying_forgeries_gets_429_before_any_signature_work() {
+    let app = spawn_app(AppOptions {
+        config: "[auth_failures]\nper_minute = 60\nburst = 5\n".into(),
+        ..Default::default()
+    })
+    .await;
+    // A burst of 5; the failure after it blocks the address.
+    for i in 0..6 {
+        let forged = sign_with(
+            "forger-secret-0123456789",
+            now_secs(),
+            &format!("f{i}"),
+            BODY,
+        );
+        assert_eq!(app.send_signed("alpha", &forged).await.status(), 401);
+    }
+    let forged = sign_with("forger-secret-0123456789", now_secs(), "f6", BODY);
+    let resp = app.send_signed("alpha", &forged).await;
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, body) = json_body(resp).await;
+    assert_eq!(body["code"], "too_many_auth_failures");
+    // The address is blocked, whatever it sends now.
+    assert_eq!(app.post_custom(BODY).await.status(), 429);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"gateway_auth_failures_total{reason="invalid_signature",source="alpha"} 6"#
+        ),
+        "blocked requests are not even verified:\n{metrics}"
+    );
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(app.post_custom(BODY).await.status(), 202);
+}
+
+#[actix_rt::test]
+async fn a_sources_allowlisted_senders_are_never_blocked() {
+    // Every TradingView user shares TradingView's four addresses: one
+    // misconfigured alert must not lock the others out.
+    let app = spawn_app(AppOptions {
+        config:
+            "[auth_failures]\nburst = 2\n[sources.tradingview]\nallowed_ips = [\"127.0.0.1\"]\n"
+                .into(),
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..6 {
+        let resp = app
+            .post_tradingview(
+                "/webhooks/tradingview?token=wrong-token-0123456789",
+                "text/plain",
+                "buy X 1",
+            )
+            .await;
+        assert_eq!(resp.status(), 401);
+    }
+    let path = format!("/webhooks/tradingview?token={TV_TOKEN}");
+    assert_eq!(
+        app.post_tradingview(&path, "text/plain", "buy X 1")
+            .await
+            .status(),
+        202
+    );
+}

@@ -5,6 +5,7 @@
 //! Its output, [`Authenticated`], can only be made here, so later stages
 //! cannot receive an unchecked request. It never rate-limits or publishes.
 
+pub mod failures;
 pub mod replay;
 pub mod signature;
 pub mod standard;
@@ -23,6 +24,7 @@ use crate::error::GatewayError;
 use crate::ids::is_token;
 use crate::stage::{guarded, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
+use failures::FailureLimiter;
 use replay::{NonceClaim, ReplayStore};
 
 /// Longest nonce accepted (visible ASCII).
@@ -95,12 +97,17 @@ struct Seal;
 /// nonce claims through this worker's own NATS connection.
 pub struct Authenticator {
     replay: Arc<ReplayStore>,
+    failures: Arc<FailureLimiter>,
     window: Duration,
 }
 
 impl Authenticator {
-    pub fn new(replay: Arc<ReplayStore>, window: Duration) -> Self {
-        Authenticator { replay, window }
+    pub fn new(replay: Arc<ReplayStore>, failures: Arc<FailureLimiter>, window: Duration) -> Self {
+        Authenticator {
+            replay,
+            failures,
+            window,
+        }
     }
 }
 
@@ -119,9 +126,28 @@ impl Handler<Authenticate> for Authenticator {
 
     fn handle(&mut self, msg: Authenticate, ctx: &mut Context<Self>) -> Self::Result {
         let window = self.window;
+        let failures = self.failures.clone();
+        let ip = msg.client_ip;
+        // A source's own allowlisted senders are never blocked (see failures.rs).
+        let exempt = msg
+            .source
+            .allowed_ips
+            .as_ref()
+            .is_some_and(|nets| tradingview::sender_allowed(ip, nets));
         // The CPU part (MAC, token) runs here, guarded; the nonce claim may
         // have to wait for another request's outcome, so it runs as a future.
-        let checked = guarded(ctx, "authenticator", move || verify(msg, window));
+        let checked = guarded(ctx, "authenticator", move || {
+            if let Some(retry_after) = failures.blocked(ip).filter(|_| !exempt) {
+                return Err(GatewayError::AuthThrottled { retry_after });
+            }
+            let verified = verify(msg, window);
+            if let Err(GatewayError::Unauthorized { .. }) = &verified {
+                if !exempt {
+                    failures.record_failure(ip);
+                }
+            }
+            verified
+        });
         let replay = self.replay.clone();
         Box::pin(async move {
             let (mut auth, nonce) = checked?;

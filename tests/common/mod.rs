@@ -151,6 +151,8 @@ impl Default for AppOptions {
 
 /// Test defaults: short waits so fault tests finish quickly.
 const TEST_CONFIG: &str = r#"
+[auth_failures]
+burst = 100
 [http]
 workers = 2
 [nats]
