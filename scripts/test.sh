@@ -21,6 +21,24 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import standardwebhoo
 fi
 export STANDARDWEBHOOKS_PYTHON="$PWD/$venv/bin/python"
 
+# Every integration test leaves what the gateway showed to the outside
+# (logs, response bodies, metrics, stream contents) here; afterwards no
+# secret the suite configures may appear in any of it.
+export AT_GATEWAY_TEST_ARTIFACTS="$PWD/target/test-artifacts"
+rm -rf "$AT_GATEWAY_TEST_ARTIFACTS"
+mkdir -p "$AT_GATEWAY_TEST_ARTIFACTS"
+
 # nextest runs every test in its own process: each test owns its logs,
 # metrics registry and nats-server.
-exec cargo nextest run --locked --no-fail-fast "$@"
+cargo nextest run --locked --no-fail-fast "$@"
+
+files=$(find "$AT_GATEWAY_TEST_ARTIFACTS" -type f | wc -l)
+if [ "$files" -eq 0 ]; then
+  echo "secret scan: no test artifacts were written" >&2
+  exit 1
+fi
+if grep -rlF -f tests/known-secrets.txt "$AT_GATEWAY_TEST_ARTIFACTS"; then
+  echo "secret scan: a configured secret appears in the files above" >&2
+  exit 1
+fi
+echo "secret scan: no configured secret in $files artifact files (logs, responses, metrics, stream)"

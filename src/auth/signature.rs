@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::config::HmacKey;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Why a signature header was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,16 +35,23 @@ pub fn parse_header(value: &str) -> Result<[u8; 32], SignatureError> {
     Ok(out)
 }
 
-fn mac_for(secret: &[u8], timestamp: &str, nonce: &str, body: &[u8]) -> HmacSha256 {
+/// HMAC-SHA256 over `first "." second "." body`: the shape both signing
+/// schemes share (timestamp.nonce.body here, id.timestamp.body in Standard
+/// Webhooks).
+pub(crate) fn dotted_mac(key: &[u8], first: &str, second: &str, body: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
-        .expect("HMAC-SHA256 accepts keys of any length");
-    mac.update(timestamp.as_bytes());
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(first.as_bytes());
     mac.update(b".");
-    mac.update(nonce.as_bytes());
+    mac.update(second.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac
+}
+
+fn mac_for(secret: &[u8], timestamp: &str, nonce: &str, body: &[u8]) -> HmacSha256 {
+    dotted_mac(secret, timestamp, nonce, body)
 }
 
 /// Returns the id of the first key live at `now` whose MAC matches

@@ -12,14 +12,12 @@
 //! other versions are ignored. Comparison is constant-time.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 use time::OffsetDateTime;
 
+use super::signature::{dotted_mac, HmacSha256};
 use crate::config::HmacKey;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Prefix of a Standard Webhooks secret.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -49,14 +47,7 @@ pub fn key_bytes(secret: &str) -> Option<Vec<u8>> {
 }
 
 fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
-    let mut mac =
-        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
+    dotted_mac(key, id, timestamp, body)
 }
 
 /// The signatures of a `webhook-signature` header that could be valid.

@@ -15,6 +15,8 @@ use at_gateway::auth::signature;
 use at_gateway::{Application, Settings};
 use serde_json::Value;
 
+/// Every secret the suite configures is listed in tests/known-secrets.txt;
+/// scripts/test.sh fails if any of them shows up in the artifacts below.
 pub const TV_TOKEN: &str = "tv-token-Zq8Lr2Vx9Kp4Wm7N";
 pub const HMAC_SECRET: &str = "hmac-secret-J3n8Qw5Ty1Ub6Zc0";
 pub const STREAM: &str = "trading-events";
@@ -30,6 +32,16 @@ pub struct NatsServer {
 
 fn nats_server_bin() -> String {
     std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+}
+
+/// `kill -SIG pid`.
+fn send_signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {sig} {pid}");
 }
 
 pub fn free_port() -> u16 {
@@ -109,12 +121,7 @@ impl NatsServer {
             .as_ref()
             .expect("nats-server running")
             .id();
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} {pid}");
+        send_signal(pid, sig);
     }
 
     /// Starts again on the same port and store.
@@ -171,11 +178,41 @@ pub struct TestApp {
     _config_dir: tempfile::TempDir,
 }
 
+/// Where this test process leaves what the gateway showed to the outside
+/// (logs, response bodies, metrics, stream contents), for the suite-wide
+/// secret scan in scripts/test.sh. `None` outside that script.
+fn artifacts_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("AT_GATEWAY_TEST_ARTIFACTS")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+/// Appends `text` to this process's artifact file of kind `kind`.
+pub fn record_artifact(kind: &str, text: &str) {
+    if let Some(dir) = artifacts_dir() {
+        let path = dir.join(format!("{}-{kind}.txt", std::process::id()));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            use std::io::Write;
+            let _ = writeln!(f, "{text}");
+        }
+    }
+}
+
 fn init_test_logging() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var("TEST_LOG").is_ok() {
             at_gateway::telemetry::init_logging("info", std::io::stdout);
+        } else if let Some(dir) = artifacts_dir() {
+            let path = dir.join(format!("{}-logs.txt", std::process::id()));
+            if let Ok(file) = std::fs::File::create(path) {
+                let file = std::sync::Arc::new(file);
+                at_gateway::telemetry::init_logging("debug", move || file.clone());
+            }
         }
     });
 }
@@ -380,14 +417,17 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
+        let text = self
+            .http
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap()
+            .unwrap();
+        record_artifact("metrics", &text);
+        text
     }
 
     /// Every message in the stream, in order.
@@ -449,6 +489,15 @@ pub async fn read_stream(url: &str) -> Vec<Stored> {
                 )
             })
             .collect();
+        record_artifact(
+            "stream",
+            &format!(
+                "{} {:?} {}",
+                msg.subject,
+                msg.headers,
+                String::from_utf8_lossy(&msg.payload)
+            ),
+        );
         out.push(Stored {
             subject: msg.subject.to_string(),
             headers,
@@ -488,8 +537,9 @@ pub fn assert_valid(schema_file: &str, instance: &Value) {
 
 pub async fn json_body(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
-    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-    (status, body)
+    let text = resp.text().await.unwrap_or_default();
+    record_artifact("responses", &format!("{status} {text}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The real `at-gateway` binary as a separate process (restarts, replicas,
@@ -589,13 +639,7 @@ impl GatewayProcess {
     }
 
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} {pid}");
+        send_signal(self.child.as_ref().expect("running").id(), sig);
     }
 
     /// SIGKILL: a crash, no graceful anything.
@@ -633,5 +677,6 @@ impl GatewayProcess {
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
+        record_artifact("process-logs", &self.logs());
     }
 }
