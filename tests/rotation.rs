@@ -128,5 +128,10 @@ async fn sighup_reloads_keys_without_a_restart() {
     let (status, resp) = send(OLD).await;
     assert_eq!((status, resp["code"].as_str()), (401, Some("key_expired")));
     assert_eq!(send(NEW).await.0, 202);
-    assert!(gw.logs().contains("configuration reloaded"));
+    let logs = gw.logs();
+    assert!(logs.contains("configuration reloaded"));
+    assert!(
+        logs.contains(r#""key_id":"k2""#),
+        "the matching key is logged:\n{logs}"
+    );
 }

@@ -210,12 +210,13 @@ fn finish(
         .observe(latency.as_secs_f64());
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let event_id = outcome.as_ref().ok().map(|a| a.event_id.to_string());
+    let key_id = outcome.as_ref().ok().and_then(|a| a.key_id.clone());
     if status.is_server_error() {
         tracing::warn!(corr_id = %corr_id, source = source_label, instrument, latency_ms,
             validation_status, status = status.as_u16(), code, message = %outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "webhook");
     } else {
         tracing::info!(corr_id = %corr_id, source = source_label, instrument, latency_ms,
-            validation_status, status = status.as_u16(), code, event_id, "webhook");
+            validation_status, status = status.as_u16(), code, event_id, key_id, "webhook");
     }
     response
 }

@@ -59,6 +59,8 @@ pub struct Receive {
 pub struct Accepted {
     pub event_id: EventId,
     pub instrument: String,
+    /// The key that verified the request (custom sources), for the log.
+    pub key_id: Option<String>,
 }
 
 /// The addresses of this worker's stage actors.
@@ -129,6 +131,7 @@ impl Handler<Receive> for Reception {
                 delivery,
                 event_id,
                 instrument,
+                key_id,
                 rejected,
             } = prepared;
             match tokio::time::timeout_at(deadline, delivery).await {
@@ -136,6 +139,7 @@ impl Handler<Receive> for Reception {
                     None => Ok(Accepted {
                         event_id,
                         instrument,
+                        key_id,
                     }),
                     Some(reasons) => Err(GatewayError::Unprocessable { reasons, event_id }),
                 },
@@ -156,6 +160,7 @@ struct Prepared {
     delivery: tokio::sync::oneshot::Receiver<Result<(), Undelivered>>,
     event_id: EventId,
     instrument: String,
+    key_id: Option<String>,
     /// Reasons it did not normalize (raw and DLQ were published instead).
     rejected: Option<Vec<String>>,
 }
@@ -285,6 +290,7 @@ async fn prepare(
         delivery: rx,
         event_id,
         instrument,
+        key_id: auth.key_id.clone(),
         rejected,
     })
 }
