@@ -12,14 +12,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-# The reference Standard Webhooks library signs requests in the tests;
-# it lives in a throw-away virtual environment under target/.
+# Reference libraries the tests check the gateway against (the Standard
+# Webhooks library signs requests; the CloudEvents SDK reads what was
+# published) live in a throw-away virtual environment under target/.
 venv=target/test-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import standardwebhooks, cloudevents.core' 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0' 'cloudevents==2.2.0'
 fi
-export STANDARDWEBHOOKS_PYTHON="$PWD/$venv/bin/python"
+export TEST_PYTHON="$PWD/$venv/bin/python"
 
 # Every integration test leaves what the gateway showed to the outside
 # (logs, response bodies, metrics, stream contents) here; afterwards no

@@ -26,11 +26,13 @@ use crate::config::{Settings, StoreBackend};
 use crate::idempotency::{IdempotencyStore, Record};
 use crate::ingress::reception::{Reception, Stages};
 use crate::ingress::{self, WorkerState};
+use crate::lanes::Lanes;
 use crate::normalize::Normalizer;
 use crate::publish::connection::{self, NatsHealth};
 use crate::publish::{Buffer, Publisher};
 use crate::ratelimit::{LiveBuckets, RateLimiter};
 use crate::reload::{self, LiveSources, Reloader};
+use crate::tls;
 
 /// Where claims are kept, as shared by every worker.
 #[derive(Clone)]
@@ -61,6 +63,7 @@ struct Shared {
     buckets: LiveBuckets,
     auth_failures: Arc<FailureLimiter>,
     buffer: Arc<Buffer>,
+    lanes: Arc<Lanes>,
     health: Arc<NatsHealth>,
 }
 
@@ -103,6 +106,7 @@ impl Shared {
             sources: self.sources.clone(),
             reception,
             health: self.health.clone(),
+            lanes: self.lanes.clone(),
         }
     }
 
@@ -184,6 +188,8 @@ fn bucket_specs(settings: &Settings) -> Vec<BucketSpec> {
 /// A built gateway, listening, not yet serving.
 pub struct Application {
     port: u16,
+    /// The HTTPS listener's port, when `tls.addr` is set.
+    tls_port: Option<u16>,
     server: Server,
     health: Arc<NatsHealth>,
     reloader: Reloader,
@@ -199,10 +205,15 @@ impl Application {
         let settings = Arc::new(settings);
         let health = NatsHealth::new();
         let (sources, buckets) = reload::live(&settings);
+        let tls = match &settings.tls {
+            Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let reloader = Reloader::new(
             settings.config_file.clone(),
             sources.clone(),
             buckets.clone(),
+            tls.as_ref().map(|(_, certs)| certs.clone()),
         );
         actix_rt::spawn(reloader.clone().on_sighup());
         let shared = Shared {
@@ -214,7 +225,8 @@ impl Application {
                 settings.auth_failures.burst,
                 settings.auth_failures.tracked_addresses,
             ),
-            buffer: Buffer::new(settings.nats.buffer_capacity),
+            buffer: Buffer::new(settings.nats.buffer_capacity, settings.lanes),
+            lanes: Lanes::new(settings.lanes),
             health: health.clone(),
             settings: settings.clone(),
         };
@@ -259,10 +271,21 @@ impl Application {
         .keep_alive(Duration::from_secs(http.keep_alive_sec))
         .shutdown_timeout(http.shutdown_timeout_sec)
         .max_connections(http.max_connections_per_worker)
-        .listen(listener)?
-        .run();
+        .on_connect(tls::on_connect)
+        .listen(listener)?;
+        let (server, tls_port) = match (tls, &settings.tls) {
+            (Some((config, _)), Some(t)) => {
+                let listener = TcpListener::bind(t.addr)
+                    .map_err(|e| anyhow::anyhow!("tls.addr (TLS_ADDR) {}: {e}", t.addr))?;
+                let port = listener.local_addr()?.port();
+                (server.listen_rustls_0_23(listener, config)?, Some(port))
+            }
+            _ => (server, None),
+        };
+        let server = server.run();
         tracing::info!(
             port,
+            tls_port,
             workers,
             env = %settings.env,
             sources = settings.sources.len(),
@@ -271,6 +294,7 @@ impl Application {
         );
         Ok(Application {
             port,
+            tls_port,
             server,
             health,
             reloader,
@@ -279,6 +303,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// Stops the server (`graceful`: finish in-flight requests first).

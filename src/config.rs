@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::ids::SourceId;
+use crate::lanes::{LaneSettings, Priority};
 
 /// The defaults, compiled in so the binary runs from anywhere; the same text
 /// is `config/default.toml` in the repository.
@@ -44,6 +45,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ALLOWED_SOURCES", "allowed_sources"),
     ("TRUSTED_PROXIES", "trusted_proxies"),
     ("STORE_BACKEND", "stores.backend"),
+    ("TLS_ADDR", "tls.addr"),
+    ("TLS_CERT_FILE", "tls.cert_file"),
+    ("TLS_KEY_FILE", "tls.key_file"),
+    ("TLS_CLIENT_CA_FILE", "tls.client_ca_file"),
 ];
 
 /// TradingView cancels a webhook after about 3 s; a TradingView source must
@@ -57,6 +62,32 @@ pub struct ConfigError(pub String);
 
 fn bad(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
+}
+
+/// The problems found so far; reported all at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    /// The value, or `None` with the error noted.
+    fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|e| self.0.push(e.0)).ok()
+    }
+
+    fn into_result(self) -> Result<(), ConfigError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(ConfigError(self.0.into_iter().next().unwrap_or_default())),
+            n => Err(ConfigError(format!(
+                "{n} problems:\n  - {}",
+                self.0.join("\n  - ")
+            ))),
+        }
+    }
 }
 
 /// Settings as read from the layered sources, before validation.
@@ -81,8 +112,41 @@ struct RawSettings {
     http: HttpSettings,
     nats: NatsSettings,
     stores: StoreSettings,
+    tls: RawTls,
+    lanes: LaneSettings,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+}
+
+/// `[tls]` as written: empty strings mean "not set".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    addr: String,
+    cert_file: String,
+    key_file: String,
+    client_ca_file: String,
+}
+
+/// The HTTPS listener, served beside the plain HTTP one.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub addr: SocketAddr,
+    /// PEM certificate chain and private key; read again on SIGHUP.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// PEM CA certificates client certificates must chain to. Set: clients
+    /// may present a certificate (sources with `client_cert` require one).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The client certificate a source requires: verified against
+/// `tls.client_ca_file`, with this subject.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertRule {
+    pub common_name: String,
+    pub organization: Option<String>,
 }
 
 /// HTTP server limits. Each bound says what happens when it is reached.
@@ -154,6 +218,9 @@ pub struct NatsSettings {
     pub request_ack_wait_ms: u64,
     /// Readiness probe period.
     pub probe_interval_ms: u64,
+    /// Event format per subject: plain JSON or CloudEvents.
+    #[serde(default)]
+    pub formats: crate::publish::envelope::SubjectFormats,
 }
 
 /// Where nonces and idempotency keys are kept.
@@ -174,6 +241,9 @@ pub struct StoreSettings {
     /// Key-value buckets (jetstream backend), created at start-up.
     pub replay_bucket: String,
     pub idempotency_bucket: String,
+    /// Marks of replayed dead letters (`at-gateway dlq replay`), kept until
+    /// deleted so a record is never replayed twice.
+    pub dlq_replay_bucket: String,
     /// Memory backend: entries at which a store refuses new claims with 503
     /// rather than evicting a live entry (an evicted nonce could be
     /// replayed). Jetstream backend: size of the local cache of done keys.
@@ -237,6 +307,11 @@ struct RawSource {
     allowed_ips: Option<Vec<String>>,
     /// Cap on how long a request of this source waits for its acks.
     ack_wait_ms: Option<u64>,
+    /// A client certificate required over HTTPS, beside the token or
+    /// signature (TradingView presents CN "TradingView Webhooks").
+    client_cert: Option<ClientCertRule>,
+    /// Lane under saturation: high, normal (default) or low.
+    priority: Option<Priority>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +355,9 @@ pub struct SourceConfig {
     pub rate_limit_burst: u32,
     pub allowed_ips: Option<Vec<IpNet>>,
     pub ack_wait: Duration,
+    /// Requests must arrive over HTTPS with this client certificate.
+    pub client_cert: Option<ClientCertRule>,
+    pub priority: Priority,
 }
 
 /// The validated settings the gateway runs with.
@@ -296,6 +374,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub nats: NatsSettings,
     pub stores: StoreSettings,
+    /// The HTTPS listener, if `tls.addr` is set.
+    pub tls: Option<TlsSettings>,
+    pub lanes: LaneSettings,
     /// Allowed sources only: a source that is configured but not in
     /// `ALLOWED_SOURCES` is not here, so it gets 403 like any other. This is
     /// the table at start-up; the live one is reloaded on SIGHUP (`reload.rs`).
@@ -366,54 +447,92 @@ impl Settings {
 }
 
 fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
-    let http_addr: SocketAddr = raw.http_addr.parse().map_err(|_| {
+    // Every problem is collected, so one run of check-config names them all.
+    let mut problems = Problems::default();
+    let http_addr: Option<SocketAddr> = problems.check(raw.http_addr.parse().map_err(|_| {
         bad(format!(
             "http_addr (HTTP_ADDR): '{}' is not an address like 0.0.0.0:8001",
             raw.http_addr
         ))
-    })?;
+    }));
     let level_ok = tracing_subscriber::EnvFilter::try_new(&raw.log_level).is_ok();
     if !level_ok {
-        return Err(bad(format!(
+        problems.push(format!(
             "log_level (LOG_LEVEL): '{}' is not a level or filter (try info, debug, warn)",
             raw.log_level
-        )));
+        ));
     }
-    positive(
+    problems.check(positive(
         "replay_window_sec (REPLAY_WINDOW_SEC)",
         raw.replay_window_sec,
-    )?;
-    positive(
+    ));
+    problems.check(positive(
         "idempotency_ttl_sec (IDEMPOTENCY_TTL_SEC)",
         raw.idempotency_ttl_sec,
-    )?;
-    positive("rate_limit_rps (RATE_LIMIT_RPS)", raw.rate_limit_rps.into())?;
-    positive("http.max_body_bytes", raw.http.max_body_bytes as u64)?;
-    positive(
+    ));
+    problems.check(positive(
+        "rate_limit_rps (RATE_LIMIT_RPS)",
+        raw.rate_limit_rps.into(),
+    ));
+    problems.check(positive(
+        "http.max_body_bytes",
+        raw.http.max_body_bytes as u64,
+    ));
+    problems.check(positive(
         "auth_failures.per_minute",
         raw.auth_failures.per_minute.into(),
-    )?;
-    positive("auth_failures.burst", raw.auth_failures.burst.into())?;
-    positive(
+    ));
+    problems.check(positive(
+        "auth_failures.burst",
+        raw.auth_failures.burst.into(),
+    ));
+    problems.check(positive(
         "auth_failures.tracked_addresses",
         raw.auth_failures.tracked_addresses,
-    )?;
-    positive("nats.buffer_capacity", raw.nats.buffer_capacity as u64)?;
-    positive("nats.message_window_sec", raw.nats.message_window_sec)?;
-    positive("nats.ack_timeout_ms", raw.nats.ack_timeout_ms)?;
-    positive("nats.request_ack_wait_ms", raw.nats.request_ack_wait_ms)?;
-    positive("nats.ping_interval_sec", raw.nats.ping_interval_sec)?;
-    positive("stores.replay_capacity", raw.stores.replay_capacity)?;
-    positive(
+    ));
+    problems.check(positive(
+        "nats.buffer_capacity",
+        raw.nats.buffer_capacity as u64,
+    ));
+    problems.check(positive(
+        "lanes.max_in_flight",
+        raw.lanes.max_in_flight as u64,
+    ));
+    let lanes = &raw.lanes;
+    if !(1..=100).contains(&lanes.low_percent)
+        || !(lanes.low_percent..=100).contains(&lanes.normal_percent)
+    {
+        problems.push(
+            "lanes.low_percent and lanes.normal_percent: need 1 <= low_percent <= normal_percent <= 100",
+        );
+    }
+    problems.check(positive(
+        "nats.message_window_sec",
+        raw.nats.message_window_sec,
+    ));
+    problems.check(positive("nats.ack_timeout_ms", raw.nats.ack_timeout_ms));
+    problems.check(positive(
+        "nats.request_ack_wait_ms",
+        raw.nats.request_ack_wait_ms,
+    ));
+    problems.check(positive(
+        "nats.ping_interval_sec",
+        raw.nats.ping_interval_sec,
+    ));
+    problems.check(positive(
+        "stores.replay_capacity",
+        raw.stores.replay_capacity,
+    ));
+    problems.check(positive(
         "stores.idempotency_capacity",
         raw.stores.idempotency_capacity,
-    )?;
+    ));
     if raw.nats.duplicate_window_sec < raw.nats.message_window_sec {
-        return Err(bad(format!(
+        problems.push(format!(
             "nats.duplicate_window_sec ({}) must be at least nats.message_window_sec ({}): \
              otherwise a retried publish could be stored twice",
             raw.nats.duplicate_window_sec, raw.nats.message_window_sec
-        )));
+        ));
     }
     for (name, subject) in [
         ("nats.subject_raw", &raw.nats.subject_raw),
@@ -421,22 +540,28 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         ("nats.subject_dlq", &raw.nats.subject_dlq),
     ] {
         if !subject.starts_with("signals.") || subject.contains(['*', '>', ' ']) {
-            return Err(bad(format!(
+            problems.push(format!(
                 "{name}: '{subject}' must be a literal subject under signals. (the stream covers signals.>)"
-            )));
+            ));
         }
     }
-    let trusted_proxies = parse_nets("trusted_proxies (TRUSTED_PROXIES)", &raw.trusted_proxies)?;
+    let trusted_proxies = problems
+        .check(parse_nets(
+            "trusted_proxies (TRUSTED_PROXIES)",
+            &raw.trusted_proxies,
+        ))
+        .unwrap_or_default();
 
     let mut raw_sources = std::mem::take(&mut raw.sources);
     let mut sources = HashMap::new();
     for name in &raw.allowed_sources {
-        let id = SourceId::parse(name).ok_or_else(|| {
-            bad(format!(
+        let Some(id) = SourceId::parse(name) else {
+            problems.push(format!(
                 "allowed_sources (ALLOWED_SOURCES): '{name}' is not a valid source name \
                  (1-64 characters of A-Z a-z 0-9 _ . -)"
-            ))
-        })?;
+            ));
+            continue;
+        };
         let file = raw_sources.remove(name).unwrap_or_default();
         let source = build_source(
             id.clone(),
@@ -444,12 +569,28 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
             &raw.api_key_hmac_secret,
             &raw.tradingview_token,
             &raw,
-        )?;
-        sources.insert(id, Arc::new(source));
+        );
+        if let Some(source) = problems.check(source) {
+            sources.insert(id, Arc::new(source));
+        }
     }
     for name in raw_sources.keys() {
         tracing::warn!(source = %name, "source is configured but not in ALLOWED_SOURCES; it will get 403");
     }
+    let tls = problems.check(tls_settings(&raw.tls)).flatten();
+    let verifies_clients = tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    if let Some(source) = sources.values().find(|s| s.client_cert.is_some()) {
+        if !verifies_clients {
+            problems.push(format!(
+                "sources.{}.client_cert needs tls.addr and tls.client_ca_file \
+                 (TLS_ADDR, TLS_CLIENT_CA_FILE) to verify client certificates",
+                source.id
+            ));
+        }
+    }
+    problems.into_result()?;
+    // Set whenever no problem was found (a bad one is a problem above).
+    let http_addr = http_addr.ok_or_else(|| bad("http_addr (HTTP_ADDR)"))?;
     Ok(Settings {
         service_name: raw.service_name,
         env: raw.env,
@@ -462,9 +603,42 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         http: raw.http,
         nats: raw.nats,
         stores: raw.stores,
+        tls,
+        lanes: raw.lanes,
         sources: Arc::new(sources),
         config_file: None,
     })
+}
+
+fn tls_settings(raw: &RawTls) -> Result<Option<TlsSettings>, ConfigError> {
+    let path = |s: &str| (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()));
+    if raw.addr.trim().is_empty() {
+        if [&raw.cert_file, &raw.key_file, &raw.client_ca_file]
+            .iter()
+            .any(|f| !f.trim().is_empty())
+        {
+            return Err(bad(
+                "tls.addr (TLS_ADDR) is required when TLS files are set",
+            ));
+        }
+        return Ok(None);
+    }
+    let addr = raw.addr.trim().parse().map_err(|e| {
+        bad(format!(
+            "tls.addr (TLS_ADDR): '{}' is not an address:port ({e})",
+            raw.addr
+        ))
+    })?;
+    let cert_file = path(&raw.cert_file)
+        .ok_or_else(|| bad("tls.cert_file (TLS_CERT_FILE) is required with tls.addr"))?;
+    let key_file = path(&raw.key_file)
+        .ok_or_else(|| bad("tls.key_file (TLS_KEY_FILE) is required with tls.addr"))?;
+    Ok(Some(TlsSettings {
+        addr,
+        cert_file,
+        key_file,
+        client_ca_file: path(&raw.client_ca_file),
+    }))
 }
 
 fn build_source(
@@ -617,6 +791,8 @@ fn build_source(
         rate_limit_burst: file.rate_limit_burst.unwrap_or(raw.rate_limit_burst).max(1),
         allowed_ips,
         ack_wait,
+        client_cert: file.client_cert,
+        priority: file.priority.unwrap_or_default(),
     })
 }
 

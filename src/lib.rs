@@ -14,17 +14,20 @@
 pub mod app;
 pub mod auth;
 pub mod claims;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod ingress;
+pub mod lanes;
 pub mod normalize;
 pub mod publish;
 pub mod ratelimit;
 pub mod reload;
 pub mod stage;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::Application;
 pub use config::Settings;

@@ -1,8 +1,10 @@
 //! The `at-gateway` binary: parse the command line, load settings, run.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use at_gateway::cli::{self, CliError};
 use at_gateway::{telemetry, Application, Settings};
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,68 @@ enum Command {
     /// Load the configuration, report problems, print the effective
     /// settings with secrets redacted.
     CheckConfig,
+    /// Sign a body for a custom source with its configured key; print the
+    /// headers and a ready curl command. The body comes from --body-file or
+    /// standard input, byte for byte.
+    Sign {
+        /// The custom source to sign for.
+        source: String,
+        #[arg(long, value_name = "FILE")]
+        body_file: Option<PathBuf>,
+        /// Gateway base URL (default: from HTTP_ADDR).
+        #[arg(long)]
+        url: Option<String>,
+        /// Sign with this key id (default: the live key that expires last).
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Follow a subject (default: signals.normalized) through the durable
+    /// consumer NATS_DURABLE and print each message.
+    Tail {
+        #[arg(long)]
+        subject: Option<String>,
+        /// Durable consumer name (default: NATS_DURABLE).
+        #[arg(long)]
+        durable: Option<String>,
+        /// Where a new durable consumer starts; an existing one resumes.
+        #[arg(long, value_enum, default_value = "new")]
+        from: cli::tail::From,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// One compact JSON payload per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and replay dead letters (signals.dlq).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List every dead letter the stream holds.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run dead letters through normalization and publish those that now
+    /// normalize; a record is published at most once.
+    Replay {
+        /// Stream sequences of the records (see `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seq: Vec<u64>,
+        /// Every record.
+        #[arg(long)]
+        all: bool,
+        /// Report what would happen; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +110,110 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(settings),
+        Command::Sign {
+            source,
+            body_file,
+            url,
+            key_id,
+            idempotency_key,
+        } => report(sign(
+            settings,
+            source,
+            body_file,
+            url,
+            key_id,
+            idempotency_key,
+        )),
+        Command::Tail {
+            subject,
+            durable,
+            from,
+            count,
+            json,
+        } => {
+            let req = cli::tail::TailRequest {
+                subject,
+                durable,
+                from,
+                count,
+                json,
+            };
+            report(run_async(async move {
+                cli::tail::tail(&settings, &req, &mut std::io::stdout()).await
+            }))
+        }
+        Command::Dlq { command } => report(run_async(async move {
+            let mut out = std::io::stdout();
+            match command {
+                DlqCommand::List { json } => {
+                    let records = cli::dlq::list(&settings).await?;
+                    cli::dlq::print_list(&records, json, &mut out)
+                        .map_err(|e| CliError::runtime(format!("cannot write: {e}")))
+                }
+                DlqCommand::Replay {
+                    seq,
+                    all: _,
+                    dry_run,
+                } => {
+                    cli::dlq::replay(&settings, &seq, dry_run, &mut out).await?;
+                    Ok(())
+                }
+            }
+        })),
+    }
+}
+
+fn sign(
+    settings: Settings,
+    source: String,
+    body_file: Option<PathBuf>,
+    url: Option<String>,
+    key_id: Option<String>,
+    idempotency_key: Option<String>,
+) -> Result<(), CliError> {
+    let body = match &body_file {
+        Some(path) => std::fs::read(path)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?,
+        None => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+            body
+        }
+    };
+    let req = cli::sign::SignRequest {
+        source,
+        body,
+        body_file: body_file.map(|p| p.display().to_string()),
+        url,
+        key_id,
+        idempotency_key,
+    };
+    let signed = cli::sign::sign(&settings, &req)?;
+    for (name, value) in &signed.headers {
+        println!("{name}: {value}");
+    }
+    println!("\n{}", signed.curl);
+    Ok(())
+}
+
+/// Runs an ops command on a small runtime of its own.
+fn run_async<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start a runtime: {e}")))?
+        .block_on(f)
+}
+
+fn report(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("at-gateway: {e}");
+            ExitCode::from(if e.usage { 2 } else { 1 })
+        }
     }
 }
 

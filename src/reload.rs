@@ -3,7 +3,9 @@
 //! in the new source table — keys, tokens, allowlists, rates — atomically.
 //! Requests already in flight finish with the table they started with.
 //!
-//! Only sources are reloaded; any other setting needs a restart. A
+//! The HTTPS certificate and key are read again too (a renewed certificate
+//! takes effect for new connections). Only sources and the certificate are
+//! reloaded; any other setting needs a restart. A
 //! configuration that does not load is refused with an error in the log, and
 //! the table in force stays.
 
@@ -14,6 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{ConfigError, Settings, SourceMap};
 use crate::ratelimit::{Buckets, LiveBuckets};
+use crate::tls::CertStore;
 
 /// The source table in force, swapped as a whole on reload.
 pub type LiveSources = Arc<ArcSwap<SourceMap>>;
@@ -23,19 +26,35 @@ pub struct Reloader {
     config_file: Option<PathBuf>,
     sources: LiveSources,
     buckets: LiveBuckets,
+    certs: Option<Arc<CertStore>>,
 }
 
 impl Reloader {
-    pub fn new(config_file: Option<PathBuf>, sources: LiveSources, buckets: LiveBuckets) -> Self {
+    pub fn new(
+        config_file: Option<PathBuf>,
+        sources: LiveSources,
+        buckets: LiveBuckets,
+        certs: Option<Arc<CertStore>>,
+    ) -> Self {
         Reloader {
             config_file,
             sources,
             buckets,
+            certs,
         }
     }
 
-    /// Loads the configuration again and swaps in its sources.
+    /// Loads the configuration again and swaps in its sources, and the
+    /// HTTPS certificate. Either is refused whole if it does not load.
     pub fn reload(&self) -> Result<(), ConfigError> {
+        if let Some(certs) = &self.certs {
+            match certs.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload refused; the current one stays")
+                }
+            }
+        }
         let settings = Settings::load(self.config_file.as_deref())?;
         let buckets = self.buckets.load().rebuilt(settings.sources.values());
         self.sources.store(settings.sources.clone());

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub auth_key_used: IntCounterVec,
     /// `gateway_stage_restarts_total{stage}`: panics caught in a stage.
     pub stage_restarts: IntCounterVec,
+    /// `gateway_requests_shed_total{source,priority}`: refused under
+    /// saturation to keep room for higher-priority lanes.
+    pub requests_shed: IntCounterVec,
 }
 
 fn build() -> Metrics {
@@ -90,6 +93,11 @@ fn build() -> Metrics {
         "gateway_stage_restarts_total",
         "Stage actors restarted after a panic",
         &["stage"],
+    );
+    let requests_shed = counter(
+        "gateway_requests_shed_total",
+        "Requests refused under saturation (overloaded, buffer_full), by source and lane",
+        &["source", "priority"],
     );
     let histogram = |name: &str, help: &str, labels: &[&str]| {
         let h = HistogramVec::new(
@@ -144,6 +152,7 @@ fn build() -> Metrics {
         auth_failures,
         auth_key_used,
         stage_restarts,
+        requests_shed,
         registry,
     }
 }

@@ -55,3 +55,22 @@ fn an_address_in_use_fails_with_a_message_naming_http_addr() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP_ADDR"));
 }
+
+#[test]
+fn check_config_reports_every_problem_at_once() {
+    let out = gateway()
+        .arg("check-config")
+        .env("HTTP_ADDR", "nowhere")
+        .env("LOG_LEVEL", "chatty[")
+        .env("TRUSTED_PROXIES", "10.0.0.0/99")
+        .env("ALLOWED_SOURCES", "tradingview,alpha,bad name")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("4 problems"), "{stderr}");
+    for setting in ["HTTP_ADDR", "LOG_LEVEL", "TRUSTED_PROXIES", "'bad name'"] {
+        assert!(stderr.contains(setting), "{setting} not named: {stderr}");
+    }
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+}

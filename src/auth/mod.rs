@@ -24,6 +24,7 @@ use crate::error::GatewayError;
 use crate::ids::is_token;
 use crate::stage::{guarded, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
+use crate::tls::ConnectionTls;
 use failures::FailureLimiter;
 use replay::{NonceClaim, ReplayStore};
 
@@ -42,6 +43,8 @@ pub struct Credentials {
     pub webhook_signature: Option<String>,
     /// TradingView: the `token` query parameter. Never logged.
     pub query_token: Option<String>,
+    /// The connection's TLS state (`None`: plain HTTP).
+    pub tls: Option<ConnectionTls>,
 }
 
 /// Message in: a request to authenticate.
@@ -166,17 +169,19 @@ fn verify(
     window: Duration,
 ) -> Result<(Authenticated, Option<String>), GatewayError> {
     let source = msg.source;
-    let result = match (source.kind, source.scheme) {
-        (SourceKind::Custom, CustomScheme::HmacSha256) => {
-            verify_custom(&source, msg.credentials, msg.body, window)
+    let result = check_client_cert(&source, msg.credentials.tls.as_ref()).and_then(|()| {
+        match (source.kind, source.scheme) {
+            (SourceKind::Custom, CustomScheme::HmacSha256) => {
+                verify_custom(&source, msg.credentials, msg.body, window)
+            }
+            (SourceKind::Custom, CustomScheme::StandardWebhooks) => {
+                verify_standard(&source, msg.credentials, msg.body)
+            }
+            (SourceKind::Tradingview, _) => {
+                verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
+            }
         }
-        (SourceKind::Custom, CustomScheme::StandardWebhooks) => {
-            verify_standard(&source, msg.credentials, msg.body)
-        }
-        (SourceKind::Tradingview, _) => {
-            verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
-        }
-    };
+    });
     match result {
         Ok((scheme, key_id, body, json, nonce)) => {
             if let Some(key) = &key_id {
@@ -213,6 +218,33 @@ fn verify(
 }
 
 type Verified = (Scheme, Option<String>, Bytes, Option<Value>, Option<String>);
+
+/// A source with `client_cert` takes requests only over HTTPS with a client
+/// certificate (verified against `tls.client_ca_file` in the handshake)
+/// whose subject matches: a second factor beside its token or signature.
+fn check_client_cert(
+    source: &SourceConfig,
+    tls: Option<&ConnectionTls>,
+) -> Result<(), GatewayError> {
+    let Some(rule) = &source.client_cert else {
+        return Ok(());
+    };
+    match tls.and_then(|t| t.client.as_ref()) {
+        Some(subject) if subject.satisfies(rule) => Ok(()),
+        Some(subject) => {
+            tracing::warn!(source = %source.id, common_name = ?subject.common_name,
+                organization = ?subject.organization, "client certificate subject does not match");
+            Err(GatewayError::unauthorized(
+                "client_certificate_mismatch",
+                "the client certificate's subject is not the one this source requires",
+            ))
+        }
+        None => Err(GatewayError::unauthorized(
+            "client_certificate_required",
+            "this source requires HTTPS with a client certificate",
+        )),
+    }
+}
 
 fn verify_custom(
     source: &SourceConfig,

@@ -33,9 +33,13 @@ pub struct WorkerState {
     pub sources: LiveSources,
     pub reception: Addr<Reception>,
     pub health: Arc<NatsHealth>,
+    /// Requests in flight, by priority lane (shared by every worker).
+    pub lanes: Arc<crate::lanes::Lanes>,
 }
 
-/// Registers every route.
+/// Registers every route. Every handler either reads the body or hands it
+/// to [`request::hold_unfinished`], so a body nobody reads cannot keep its
+/// connection open after the answer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/webhooks/tradingview/{source}")
@@ -109,16 +113,49 @@ async fn handle(
                 code: "source_not_allowed",
                 message,
             };
+            request::hold_unfinished(&req, payload);
             return finish(None, &corr_id, started, Err(err));
         }
     };
-    let outcome = receive(&req, payload, &state, &source, &corr_id, started).await;
+    // Under saturation lower lanes are refused before any work.
+    let Some(_in_flight) = state.lanes.enter(source.priority) else {
+        shed(&source);
+        let err = GatewayError::unavailable(
+            "overloaded",
+            "the gateway is saturated and serves higher-priority sources first; retry shortly",
+        );
+        request::hold_unfinished(&req, payload);
+        return finish(Some(&source), &corr_id, started, Err(err));
+    };
+    let mut payload = payload;
+    let outcome = receive(&req, &mut payload, &state, &source, &corr_id, started).await;
+    if let Err(e) = &outcome {
+        if matches!(
+            e,
+            GatewayError::Unavailable {
+                code: "buffer_full",
+                ..
+            }
+        ) {
+            shed(&source);
+        }
+        // The body may be unread (415, 413, 408): see `hold_unfinished`.
+        request::hold_unfinished(&req, payload);
+    }
     finish(Some(&source), &corr_id, started, outcome)
+}
+
+/// Counts a request refused to keep room for higher lanes.
+fn shed(source: &SourceConfig) {
+    crate::telemetry::metrics()
+        .requests_shed
+        .with_label_values(&[source.id.as_str(), source.priority.as_str()])
+        .inc();
 }
 
 async fn receive(
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &WorkerState,
     source: &Arc<SourceConfig>,
     corr_id: &CorrId,
@@ -144,6 +181,7 @@ async fn receive(
             webhook_timestamp: request::header_text(req, "webhook-timestamp"),
             webhook_signature: request::header_text(req, "webhook-signature"),
             query_token: request::query_token(req),
+            tls: req.conn_data::<crate::tls::ConnectionTls>().cloned(),
         },
         client_ip: request::client_ip(req, &state.settings.trusted_proxies),
         idempotency_key: request::header_text(req, "idempotency-key"),
@@ -221,7 +259,12 @@ fn finish(
     response
 }
 
-async fn healthz(state: web::Data<WorkerState>) -> HttpResponse {
+async fn healthz(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    request::hold_unfinished(&req, payload);
     let report = state.health.report();
     let m = metrics();
     HttpResponse::Ok().json(json!({
@@ -237,7 +280,12 @@ async fn healthz(state: web::Data<WorkerState>) -> HttpResponse {
     }))
 }
 
-async fn readyz(state: web::Data<WorkerState>) -> HttpResponse {
+async fn readyz(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    request::hold_unfinished(&req, payload);
     let report = state.health.report();
     let status = if report.ready {
         StatusCode::OK
@@ -247,17 +295,24 @@ async fn readyz(state: web::Data<WorkerState>) -> HttpResponse {
     HttpResponse::build(status).json(report)
 }
 
-async fn metrics_text(state: web::Data<WorkerState>) -> HttpResponse {
+async fn metrics_text(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    request::hold_unfinished(&req, payload);
     state.health.refresh_gauges();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(render_metrics())
 }
 
-async fn not_found() -> HttpResponse {
+async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    request::hold_unfinished(&req, payload);
     GatewayError::NotFound.to_response(&CorrId::generate())
 }
 
-async fn method_not_allowed() -> HttpResponse {
+async fn method_not_allowed(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    request::hold_unfinished(&req, payload);
     GatewayError::MethodNotAllowed.to_response(&CorrId::generate())
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use async_nats::HeaderMap;
 use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
@@ -29,15 +28,12 @@ use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
 use crate::ids::{CorrId, EventId};
 use crate::normalize::signal::{DeadLetter, RawEnvelope, DLQ_SCHEMA, RAW_SCHEMA};
 use crate::normalize::{fields::rfc3339, Meta, Normalize, Normalizer};
+use crate::publish::envelope::{self, Role};
 use crate::publish::{Outbound, Publish, Publisher, Undelivered};
 use crate::ratelimit::{Admit, Admitted, RateLimiter};
 use crate::stage::{self, MAILBOX_CAPACITY};
 
-/// Headers on every published message (besides `Nats-Msg-Id`).
-pub const HEADER_SOURCE: &str = "X-Source";
-pub const HEADER_CORR_ID: &str = "X-Correlation-Id";
-pub const HEADER_EVENT_ID: &str = "X-Event-Id";
-pub const HEADER_SCHEMA: &str = "X-Schema-Version";
+pub use crate::publish::envelope::{HEADER_CORR_ID, HEADER_EVENT_ID, HEADER_SCHEMA, HEADER_SOURCE};
 
 /// Message in: a webhook whose body has been read.
 #[derive(Message)]
@@ -225,21 +221,14 @@ async fn prepare(
         Ok(signal) => {
             let instrument = signal.instrument.symbol.clone();
             let messages = vec![
-                outbound(&nats.subject_raw, &key, "raw", &meta, RAW_SCHEMA, &raw)?,
-                outbound(
-                    &nats.subject_normalized,
-                    &key,
-                    "normalized",
-                    &meta,
-                    signal.schema,
-                    &signal,
-                )?,
+                outbound(nats, Role::Raw, &key, &meta, RAW_SCHEMA, &raw)?,
+                outbound(nats, Role::Normalized, &key, &meta, signal.schema, &signal)?,
             ];
             (messages, instrument, None)
         }
         Err(reasons) => {
             let dead = DeadLetter {
-                schema: DLQ_SCHEMA,
+                schema: DLQ_SCHEMA.into(),
                 event_id: meta.event_id.clone(),
                 corr_id: meta.corr_id.clone(),
                 source: meta.source.clone(),
@@ -249,14 +238,18 @@ async fn prepare(
                 raw_msg_id: key.msg_id("raw"),
             };
             let messages = vec![
-                outbound(&nats.subject_raw, &key, "raw", &meta, RAW_SCHEMA, &raw)?,
-                outbound(&nats.subject_dlq, &key, "dlq", &meta, DLQ_SCHEMA, &dead)?,
+                outbound(nats, Role::Raw, &key, &meta, RAW_SCHEMA, &raw)?,
+                outbound(nats, Role::Dlq, &key, &meta, DLQ_SCHEMA, &dead)?,
             ];
             (messages, String::new(), Some(reasons))
         }
     };
 
-    let ticket = stage::call(&stages.publisher, Publish { messages }, "publisher").await?;
+    let publish = Publish {
+        messages,
+        priority: source.priority,
+    };
+    let ticket = stage::call(&stages.publisher, publish, "publisher").await?;
 
     // The claims now follow the delivery, not this request.
     let nonce = auth.nonce.take();
@@ -325,26 +318,26 @@ fn raw_envelope(
 }
 
 fn outbound<T: Serialize>(
-    subject: &str,
+    nats: &NatsSettings,
+    role: Role,
     key: &IdempotencyKey,
-    role: &str,
     meta: &Meta,
     schema: &str,
     value: &T,
 ) -> Result<Outbound, GatewayError> {
-    let payload = serde_json::to_vec(value).map_err(|e| {
-        tracing::error!(error = %e, "cannot serialize a message");
-        GatewayError::unavailable("internal", "could not encode the message")
-    })?;
-    let mut headers = HeaderMap::new();
-    headers.insert(HEADER_SOURCE, meta.source.as_str());
-    headers.insert(HEADER_CORR_ID, meta.corr_id.as_str());
-    headers.insert(HEADER_EVENT_ID, meta.event_id.as_str());
-    headers.insert(HEADER_SCHEMA, schema);
-    Ok(Outbound {
-        subject: subject.to_owned(),
-        msg_id: key.msg_id(role),
-        headers,
-        payload: Bytes::from(payload),
-    })
+    serde_json::to_vec(value)
+        .and_then(|document| {
+            envelope::outbound(
+                nats,
+                role,
+                key.msg_id(role.as_str()),
+                meta,
+                schema,
+                document,
+            )
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot serialize a message");
+            GatewayError::unavailable("internal", "could not encode the message")
+        })
 }

@@ -60,7 +60,7 @@ pub fn check_content_headers(req: &HttpRequest) -> Result<(), GatewayError> {
 /// no further) and bodies slower than `timeout` (408).
 pub async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, GatewayError> {
@@ -92,6 +92,37 @@ pub async fn read_body(
     tokio::time::timeout(timeout, read)
         .await
         .map_err(|_| GatewayError::BodyTimeout(timeout))?
+}
+
+/// How long an unfinished body is held after its request failed; longer
+/// than the linger (`client_disconnect_timeout`, 1 s) after which actix-web
+/// closes the connection, so the task normally ends when the connection does.
+const HOLD_UNFINISHED: Duration = Duration::from_secs(3);
+
+/// Keeps a request's body alive until the answer has gone out, so the
+/// connection is closed after it instead of drained.
+///
+/// actix-http decides what to do with an unfinished body when it sends the
+/// answer. A body still held by the application: `Connection: close`, a
+/// short linger, then the connection is closed. A body already dropped and
+/// sent chunked: it is drained to its last chunk first, and a chunked body
+/// that never ends (a hostile client, after its 408/413/403) would hold the
+/// connection and keep a worker reading for as long as the client sends.
+/// Content-Length bodies are closed either way; holding them changes nothing.
+pub fn hold_unfinished(req: &HttpRequest, mut payload: web::Payload) {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return;
+    }
+    actix_rt::spawn(async move {
+        // Discards what is still buffered; ends when the connection closes.
+        let drain = async { while let Some(Ok(_)) = payload.next().await {} };
+        let _ = tokio::time::timeout(HOLD_UNFINISHED, drain).await;
+    });
 }
 
 /// The client's address: the TCP peer, or, when the peer is a trusted

@@ -2,7 +2,9 @@
 //! Schemas in `schemas/` (tests validate every published message against
 //! them). Prices and quantities are decimal strings, never floats.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `schema` value of a normalized signal; bump with the schema file.
@@ -111,10 +113,11 @@ pub struct RawEnvelope {
     pub body: String,
 }
 
-/// The record published on `signals.dlq` for a payload that did not normalize.
-#[derive(Debug, Clone, Serialize)]
+/// The record published on `signals.dlq` for a payload that did not
+/// normalize (read back by `at-gateway dlq`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
-    pub schema: &'static str,
+    pub schema: Cow<'static, str>,
     pub event_id: String,
     pub corr_id: String,
     pub source: String,

@@ -14,6 +14,7 @@
 //! window, which the idempotency key makes harmless for the retry.
 
 pub mod connection;
+pub mod envelope;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NatsSettings;
 use crate::error::GatewayError;
+use crate::lanes::{LaneSettings, Priority};
 use crate::stage::{guarded, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
 use connection::NatsHealth;
@@ -51,6 +53,8 @@ pub struct Outbound {
 #[rtype(result = "Result<PublishTicket, GatewayError>")]
 pub struct Publish {
     pub messages: Vec<Outbound>,
+    /// The source's lane: how much of the buffer it may fill.
+    pub priority: Priority,
 }
 
 /// Message out: resolves once every message is acknowledged, or fails
@@ -69,17 +73,28 @@ pub enum Undelivered {
 /// The shared buffer: one place per message awaiting an ack.
 pub struct Buffer {
     places: Arc<Semaphore>,
+    capacity: usize,
+    lanes: LaneSettings,
 }
 
 impl Buffer {
-    pub fn new(capacity: usize) -> Arc<Self> {
+    pub fn new(capacity: usize, lanes: LaneSettings) -> Arc<Self> {
         metrics().buffer_capacity.set(capacity as i64);
         Arc::new(Buffer {
             places: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            lanes,
         })
     }
 
-    fn take(&self, n: usize) -> Option<BufferPlaces> {
+    /// Takes `n` places if the lane's share allows: a lower lane leaves the
+    /// last places to higher ones. (The check and the take are two steps, so
+    /// concurrent takers may pass a share by a few places; the total never.)
+    fn take(&self, n: usize, priority: Priority) -> Option<BufferPlaces> {
+        let in_use = self.capacity - self.places.available_permits();
+        if in_use + n > self.lanes.limit(self.capacity, priority) {
+            return None;
+        }
         let permit = self.places.clone().try_acquire_many_owned(n as u32).ok()?;
         metrics().buffer_depth.add(n as i64);
         Some(BufferPlaces { _permit: permit, n })
@@ -143,12 +158,14 @@ impl Handler<Publish> for Publisher {
         let window = Duration::from_secs(self.settings.message_window_sec);
         let ack_timeout = Duration::from_millis(self.settings.ack_timeout_ms);
         guarded(ctx, "publisher", move || {
-            let places = buffer.take(msg.messages.len()).ok_or_else(|| {
-                GatewayError::unavailable(
+            let places = buffer
+                .take(msg.messages.len(), msg.priority)
+                .ok_or_else(|| {
+                    GatewayError::unavailable(
                     "buffer_full",
                     "the publish buffer is full while NATS is slow or unreachable; retry shortly",
                 )
-            })?;
+                })?;
             let (tx, rx) = oneshot::channel();
             let deadline = Instant::now() + window;
             actix_rt::spawn(async move {

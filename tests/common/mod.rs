@@ -172,6 +172,8 @@ ack_timeout_ms = 1000
 /// The running gateway and its own NATS.
 pub struct TestApp {
     pub base: String,
+    /// `https://127.0.0.1:PORT` when the test configured `tls.addr`.
+    pub tls_base: Option<String>,
     pub nats: NatsServer,
     pub http: reqwest::Client,
     handle: ServerHandle,
@@ -268,10 +270,12 @@ pub async fn spawn_app_with_nats(nats: NatsServer, opts: AppOptions) -> TestApp 
     let settings = settings_for(&nats.url(), &opts, dir.path());
     let app = Application::build(settings).await.expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let tls_base = app.tls_port().map(|p| format!("https://127.0.0.1:{p}"));
     let handle = app.handle();
     actix_rt::spawn(app.run_until_stopped());
     let test_app = TestApp {
         base,
+        tls_base,
         nats,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -1,0 +1,139 @@
+//! Priority lanes under load: while a low-priority source saturates the
+//! gateway, a high-priority source keeps being served and the low one is
+//! refused first (503 `overloaded` / `buffer_full`, safe to retry).
+
+mod common;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use common::*;
+use futures_util::future::join_all;
+
+const LANES: &str = r#"
+[sources.alpha]
+priority = "high"
+[sources.beta]
+priority = "low"
+"#;
+
+fn options(extra: &str) -> AppOptions {
+    AppOptions {
+        env: vec![
+            ("RATE_LIMIT_RPS", "1000000".into()),
+            ("RATE_LIMIT_BURST", "1000000".into()),
+        ],
+        config: format!("{LANES}{extra}"),
+        ..Default::default()
+    }
+}
+
+fn body(symbol: &str, n: usize) -> String {
+    format!(r#"{{"symbol":"{symbol}","action":"buy","quantity":"1","id":"{symbol}-{n}"}}"#)
+}
+
+#[actix_rt::test]
+async fn a_saturating_low_priority_source_is_shed_while_the_high_one_is_served() {
+    // 8 places in flight: the low lane may hold 4, so 4 stay for high.
+    let app = spawn_app(options("[lanes]\nmax_in_flight = 8\nlow_percent = 50\n")).await;
+    // The low senders run until the high one has sent all its requests.
+    let high_done = Cell::new(false);
+    let low_sent = Cell::new(0usize);
+    let low_ok = Cell::new(0usize);
+    let low_shed = Cell::new(0usize);
+
+    // 32 closed-loop low-priority senders.
+    let low = join_all((0..32).map(|worker| {
+        let app = &app;
+        let (sent, ok, shed, done) = (&low_sent, &low_ok, &low_shed, &high_done);
+        async move {
+            let mut n = 0;
+            while !done.get() {
+                n += 1;
+                let resp = app
+                    .send_signed("beta", &sign(&body(&format!("LOW{worker}"), n)))
+                    .await;
+                sent.set(sent.get() + 1);
+                match resp.status().as_u16() {
+                    202 => ok.set(ok.get() + 1),
+                    503 => {
+                        let (_, err) = json_body(resp).await;
+                        assert_eq!(err["code"], "overloaded", "{err}");
+                        shed.set(shed.get() + 1);
+                    }
+                    other => panic!("low lane answered {other}"),
+                }
+            }
+        }
+    }));
+    // One high-priority sender alongside, at its own pace.
+    let high = async {
+        // Let the low senders fill their lane first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut statuses = Vec::new();
+        for n in 0..40 {
+            let resp = app.send_signed("alpha", &sign(&body("HIGH", n))).await;
+            statuses.push(resp.status().as_u16());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        high_done.set(true);
+        statuses
+    };
+    let (_, high_statuses) = futures_util::join!(low, high);
+
+    assert!(
+        high_statuses.iter().all(|s| *s == 202),
+        "the high lane was refused: {high_statuses:?}"
+    );
+    assert!(
+        low_shed.get() > 0,
+        "the low lane was never shed ({} sent)",
+        low_sent.get()
+    );
+    assert!(low_ok.get() > 0, "the low lane was shut completely");
+    let metrics = app.metrics().await;
+    let shed_line = format!(
+        r#"gateway_requests_shed_total{{priority="low",source="beta"}} {}"#,
+        low_shed.get()
+    );
+    assert!(metrics.contains(&shed_line), "{shed_line} not in metrics");
+    assert!(!metrics.contains(r#"gateway_requests_shed_total{priority="high""#));
+
+    // Everything answered 202 is in the stream.
+    let stored = app.messages_on("signals.normalized").await.len();
+    assert_eq!(stored, low_ok.get() + high_statuses.len());
+}
+
+#[actix_rt::test]
+async fn the_publish_buffer_keeps_room_for_the_high_lane() {
+    // 8 buffer places, 2 messages per request: low may fill 4 places. The
+    // memory stores let requests reach the buffer while NATS is paused (with
+    // key-value stores they stop earlier, at the claims).
+    let mut opts = options("[nats]\nbuffer_capacity = 8\n");
+    opts.env.push(("STORE_BACKEND", "memory".into()));
+    let app = spawn_app(opts).await;
+    app.nats.pause();
+    let app = &app;
+    let low_waiting = join_all(
+        (0..2).map(|n| async move { app.send_signed("beta", &sign(&body("LOW", n))).await }),
+    );
+    let shed_and_high = async {
+        // Let the two low requests take their places.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, err) = json_body(app.send_signed("beta", &sign(&body("LOW", 9))).await).await;
+        assert_eq!((status, err["code"].as_str()), (503, Some("buffer_full")));
+        let high_request = sign(&body("HIGH", 1));
+        let high = app.send_signed("alpha", &high_request);
+        let resume = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            app.nats.resume();
+        };
+        futures_util::join!(high, resume).0
+    };
+    let (low, high) = futures_util::join!(low_waiting, shed_and_high);
+    assert_eq!(high.status(), 202, "the high lane found a buffer place");
+    for resp in low {
+        // The paused low requests either made it or timed out safely.
+        assert!([202, 503].contains(&resp.status().as_u16()));
+    }
+}
