@@ -1,0 +1,126 @@
+# Sourced by the fault campaigns in this directory: their own nats-server and
+# gateway on free loopback ports, a Python venv with the probe's packages,
+# and one cleanup that always runs. Never touches the shared NATS on 4222.
+#
+# The sourcing script sets FAULTS_TAG (for the temp dir name) and may push
+# extra cleanup commands with `on_exit 'cmd'` (run last-in, first-out).
+
+set -euo pipefail
+FAULTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$FAULTS_DIR/../.." && pwd)"
+VENV="$REPO/target/faults-venv"
+PY="$VENV/bin/python"
+# Not a real secret: it only has to be the same for the gateway and the probe.
+SECRET="faults-only-hmac-secret-0123456789"
+
+tmp="$(mktemp -d -t "at-gateway-${FAULTS_TAG:-faults}.XXXXXX")"
+pids=()
+exit_cmds=()
+
+on_exit() { exit_cmds+=("$1"); }
+
+cleanup() {
+  local rc=$? pid i
+  # Processes first (a nats-server may be stopped: SIGCONT so it can die).
+  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  # Then what the campaign registered (firewall rules, mounts), newest first.
+  for ((i = ${#exit_cmds[@]} - 1; i >= 0; i--)); do eval "${exit_cmds[$i]}" || true; done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "faults: kept $tmp" >&2; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+  echo "faults: $*" >&2
+  exit 1
+}
+log() { echo "faults: $*" >&2; }
+
+# A loopback port nothing listens on, below Linux's ephemeral range, never 4222.
+used_ports=" 4222 "
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 12000))
+    case "$used_ports" in *" $port "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      used_ports+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# The probe's packages, once, into target/faults-venv.
+ensure_venv() {
+  if ! "$PY" -c 'import aiohttp, nats' 2>/dev/null; then
+    log "creating $VENV (aiohttp, nats-py)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q aiohttp nats-py
+  fi
+}
+
+ensure_gateway() {
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$REPO" && cargo build --release --bin at-gateway)
+  fi
+  [ -x "$REPO/target/release/at-gateway" ] || die "target/release/at-gateway missing"
+}
+
+# start_nats STORE_DIR [EXTRA_CONF]: sets NATS_PORT and NATS_PID.
+start_nats() {
+  command -v nats-server >/dev/null || die "nats-server is not on the PATH"
+  local store="$1" extra="${2:-}"
+  NATS_PORT="${NATS_PORT:-$(free_port)}"
+  [ "$NATS_PORT" != 4222 ] || die "refusing to use the shared NATS port"
+  printf 'max_payload: 8MB\n%s\n' "$extra" >"$tmp/nats.conf"
+  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" -c "$tmp/nats.conf" \
+    >>"$tmp/nats.log" 2>&1 &
+  NATS_PID=$!
+  pids+=("$NATS_PID")
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
+    kill -0 "$NATS_PID" 2>/dev/null || { tail -n 20 "$tmp/nats.log" >&2; die "nats-server exited at start"; }
+    sleep 0.1
+  done
+  die "nats-server not listening after 10 s"
+}
+
+# start_gateway [EXTRA_TOML]: the release binary against our NATS; sets
+# GW_PORT, GW_PID, GW_URL. Waits for /readyz.
+start_gateway() {
+  GW_PORT="$(free_port)"
+  printf '%s\n' "${1:-}" >"$tmp/gateway.toml"
+  env -u TRADINGVIEW_TOKEN \
+    HTTP_ADDR="127.0.0.1:$GW_PORT" \
+    NATS_URL="nats://127.0.0.1:$NATS_PORT" \
+    ALLOWED_SOURCES=alpha \
+    API_KEY_HMAC_SECRET="$SECRET" \
+    RATE_LIMIT_RPS=1000000 \
+    RATE_LIMIT_BURST=1000000 \
+    LOG_LEVEL="${GW_LOG_LEVEL:-warn}" \
+    STORE_BACKEND="${STORE_BACKEND:-jetstream}" \
+    "$REPO/target/release/at-gateway" --config "$tmp/gateway.toml" >>"$tmp/gateway.log" 2>&1 &
+  GW_PID=$!
+  pids+=("$GW_PID")
+  GW_URL="http://127.0.0.1:$GW_PORT"
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null --max-time 1 "$GW_URL/readyz" 2>/dev/null && return 0
+    kill -0 "$GW_PID" 2>/dev/null || { tail -n 20 "$tmp/gateway.log" >&2; die "gateway exited at start"; }
+    sleep 0.2
+  done
+  tail -n 20 "$tmp/gateway.log" >&2
+  die "gateway /readyz not 200 after 30 s"
+}
+
+# mark NAME: a timestamped event the report aligns the probe's records with.
+mark() { printf '{"mark":"%s","t":%s}\n' "$1" "$(date +%s.%N)" >>"$MARKS"; }
