@@ -194,6 +194,49 @@ async fn unparseable_text_is_422_with_raw_published_and_token_redacted() {
 }
 
 #[actix_rt::test]
+async fn an_almost_json_alert_is_authenticated_by_its_passphrase_and_answered_422() {
+    // An indicator alert that used a strategy placeholder TradingView left
+    // unfilled: the text is not JSON, so TradingView labels it text/plain.
+    let app = spawn_app(AppOptions::default()).await;
+    let text = format!(
+        r#"{{"passphrase": "{TV_TOKEN}", "ticker": "BTCUSDT", "action": "buy", "qty": {{{{strategy.order.contracts}}}}}}"#
+    );
+    let resp = app
+        .post_tradingview("/webhooks/tradingview", "text/plain; charset=utf-8", &text)
+        .await;
+    let (status, body) = json_body(resp).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("{{strategy.order.contracts}}"),
+        "{body}"
+    );
+
+    let msgs = app.stream_messages().await;
+    assert_eq!(
+        msgs.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(),
+        ["signals.raw", "signals.dlq"]
+    );
+    assert!(msgs[0].json["body"]
+        .as_str()
+        .unwrap()
+        .starts_with(r#"{"passphrase": "[REDACTED]", "ticker""#));
+    for m in &msgs {
+        assert!(!String::from_utf8_lossy(&m.raw).contains(TV_TOKEN));
+    }
+
+    // The same broken text with a guessed passphrase is a forgery: 401.
+    let forged = text.replace(TV_TOKEN, "guessed-token-0000");
+    let resp = app
+        .post_tradingview("/webhooks/tradingview", "text/plain", &forged)
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(app.stream_messages().await.len(), 2);
+}
+
+#[actix_rt::test]
 async fn second_tradingview_source_has_its_own_token() {
     let app = spawn_app(AppOptions {
         env: vec![("ALLOWED_SOURCES", "tradingview,alpha,tv-swing".into())],

@@ -69,21 +69,28 @@ pub fn verify(
     // TradingView labels anything that is not exactly valid JSON as
     // text/plain; the body's content decides, not its header.
     let json = parse_object(&body);
-    let passphrase = json
-        .as_ref()
-        .and_then(|v| v.get(PASSPHRASE_FIELD))
-        .map(|p| p.as_str().unwrap_or_default().to_owned());
-    if passphrase.is_none() && query_token.is_none() {
+    let passphrases: Vec<String> = match &json {
+        Some(v) => v
+            .get(PASSPHRASE_FIELD)
+            .map(|p| p.as_str().unwrap_or_default().to_owned())
+            .into_iter()
+            .collect(),
+        // A template that is almost JSON (an unquoted placeholder, a trailing
+        // comma) still carries its passphrase: authenticate it, so the sender
+        // gets 422 with the parse error rather than a misleading 401.
+        None => scan_passphrases(&body),
+    };
+    if passphrases.is_empty() && query_token.is_none() {
         return Err(TokenError::Missing);
     }
-    for presented in passphrase.iter().map(String::as_str).chain(query_token) {
+    for presented in passphrases.iter().map(String::as_str).chain(query_token) {
         if !token_matches(presented, expected) {
             return Err(TokenError::Mismatch);
         }
     }
     let token = expected.expose_secret().as_bytes();
     let redacted = redact(&body, token);
-    if passphrase.is_some() && redacted.is_none() {
+    if !passphrases.is_empty() && redacted.is_none() {
         return Err(TokenError::Escaped);
     }
     let (body, json) = match redacted {
@@ -104,9 +111,41 @@ pub fn verify(
     Ok(Verified { body, json })
 }
 
-/// Parses `body` as a JSON value if it is one (whitespace around it allowed).
+/// Parses `body` as a JSON value if it is one (whitespace around it, and a
+/// leading UTF-8 byte-order mark as some Windows tools write, allowed).
 pub fn parse_object(body: &[u8]) -> Option<Value> {
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
     serde_json::from_slice::<Value>(body).ok()
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Every `"passphrase": "<value>"` in a body that does not parse as JSON.
+/// Only values without escapes are taken: their bytes are what gets redacted
+/// (an escaped one is left out and the request fails as `Missing`, or
+/// `Mismatch` beside another token, never verified unredacted).
+fn scan_passphrases(body: &[u8]) -> Vec<String> {
+    let key = format!("\"{PASSPHRASE_FIELD}\"");
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&key) {
+        rest = &rest[at + key.len()..];
+        let Some(after_colon) = rest.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let Some(value) = after_colon.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = value.find(['"', '\\']) {
+            if value.as_bytes()[end] == b'"' {
+                found.push(value[..end].to_owned());
+            }
+        }
+    }
+    found
 }
 
 /// Replaces every occurrence of `needle` in `haystack`; `None` if there is none.
@@ -188,6 +227,42 @@ mod tests {
             verify(body, None, &secret()).err(),
             Some(TokenError::Escaped)
         );
+    }
+
+    #[test]
+    fn the_passphrase_of_almost_json_is_verified_and_redacted() {
+        // An unquoted placeholder and a trailing comma: not JSON, but the
+        // token is there and must authenticate, then vanish from the body.
+        let body = Bytes::from_static(
+            br#"{"passphrase" : "tv-token-0123456789","qty":{{strategy.order.contracts}},}"#,
+        );
+        let v = verify(body, None, &secret()).unwrap();
+        assert!(v.json.is_none());
+        assert_eq!(
+            &v.body[..],
+            br#"{"passphrase" : "[REDACTED]","qty":{{strategy.order.contracts}},}"#
+        );
+        let forged = Bytes::from_static(br#"{"passphrase":"guess","qty":{{x}}}"#);
+        assert_eq!(
+            verify(forged, None, &secret()).err(),
+            Some(TokenError::Mismatch)
+        );
+        let two =
+            Bytes::from_static(br#"{"passphrase":"tv-token-0123456789","passphrase":"guess",}"#);
+        assert_eq!(
+            verify(two, None, &secret()).err(),
+            Some(TokenError::Mismatch),
+            "every passphrase presented must match"
+        );
+    }
+
+    #[test]
+    fn a_json_body_after_a_byte_order_mark_is_json() {
+        let body = Bytes::from_static(
+            b"\xEF\xBB\xBF{\"passphrase\":\"tv-token-0123456789\",\"ticker\":\"X\"}",
+        );
+        let v = verify(body, None, &secret()).unwrap();
+        assert_eq!(v.json.unwrap()["ticker"], "X");
     }
 
     #[test]

@@ -185,7 +185,7 @@ async fn prepare(
     let json = auth
         .json
         .take()
-        .or_else(|| serde_json::from_slice(&auth.body).ok());
+        .or_else(|| crate::auth::tradingview::parse_object(&auth.body));
     let body_hash = idempotency::body_hash(&source.id, &auth.body);
     let key = idempotency::derive_key(
         &source.id,
