@@ -108,6 +108,14 @@ async fn timestamp_outside_the_replay_window_is_401() {
             "{body}"
         );
     }
+    // Milliseconds (JavaScript's Date.now()) are named as the mistake.
+    let s = sign_with(HMAC_SECRET, now_secs() * 1000, "n-millis", BODY);
+    let (status, body) = json_body(app.send_signed("alpha", &s).await).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("milliseconds"),
+        "{body}"
+    );
     let s = sign_with(HMAC_SECRET, now_secs() - 30, "n-inside", BODY);
     assert_eq!(app.send_signed("alpha", &s).await.status(), 202);
 }

@@ -344,10 +344,19 @@ fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), Ga
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
     if ts.abs_diff(now) > window.as_secs() {
+        // A value a thousand times too large is a sender's most common
+        // mistake (JavaScript's Date.now()); say so instead of "clock skew".
+        let hint = if ts / 1000 > now - window.as_secs() as i64
+            && ts / 1000 <= now + window.as_secs() as i64
+        {
+            "; it looks like milliseconds: send Unix seconds"
+        } else {
+            ""
+        };
         return Err(GatewayError::unauthorized(
             "stale_timestamp",
             format!(
-                "{header} is more than {} s away from the gateway clock",
+                "{header} is more than {} s away from the gateway clock{hint}",
                 window.as_secs()
             ),
         ));
