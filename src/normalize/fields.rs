@@ -151,6 +151,13 @@ pub fn timestamp(field: &str, v: &Value) -> Result<Option<String>, String> {
             "{field} must be an RFC 3339 time or Unix seconds/milliseconds, got {s:?}"
         ));
     };
+    // In UTC the time must still be in years 0000-9999, the range RFC 3339
+    // can write: an offset can push it out (`9999-12-31T23:59:59-01:00`,
+    // where converting panicked), and so can negative Unix times.
+    let at = at
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| format!("{field} is out of range: {s:?}"))?;
     Ok(Some(rfc3339(at)))
 }
 
@@ -240,5 +247,22 @@ mod tests {
             "2024-01-02T03:04:05.123Z"
         );
         assert!(timestamp("t", &json!("yesterday")).is_err());
+        // Campaign 7 (fuzz/regressions/normalize/time-*): out of range once
+        // in UTC. The first one panicked (503 stage_unavailable over HTTP),
+        // the others were published with "asserted_at": "".
+        for out_of_range in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
+            "-62167219201",
+        ] {
+            let err = timestamp("time", &json!(out_of_range)).unwrap_err();
+            assert!(err.contains("out of range"), "{out_of_range}: {err}");
+        }
+        assert_eq!(
+            timestamp("t", &json!("9999-12-31T23:59:59+01:00"))
+                .unwrap()
+                .as_deref(),
+            Some("9999-12-31T22:59:59Z")
+        );
     }
 }

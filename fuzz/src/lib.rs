@@ -1,0 +1,2 @@
+//! Fuzz target bodies; see `targets.rs`.
+pub mod targets;
