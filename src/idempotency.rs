@@ -142,13 +142,23 @@ impl IdempotencyStore {
         IdempotencyStore { claims }
     }
 
-    /// Claims `key`, or answers 409 `duplicate` with the original event id.
+    /// Claims `key` for a signal with `event_id`, or answers 409
+    /// `duplicate` with the original event id. When the claim is taken over
+    /// from a gateway that crashed while publishing, [`ClaimGuard::resumed`]
+    /// holds that gateway's record: the signal must go on under its event id.
+    ///
+    /// [`ClaimGuard::resumed`]: crate::claims::ClaimGuard::resumed
     pub async fn claim(
         &self,
         key: &IdempotencyKey,
         body_hash: &[u8; 32],
+        event_id: EventId,
     ) -> Result<KeyClaim, GatewayError> {
-        match self.claims.claim(&key.value).await {
+        let intent = Record {
+            event_id,
+            body_hash: *body_hash,
+        };
+        match self.claims.claim_intending(&key.value, Some(&intent)).await {
             Ok(guard) => Ok(guard),
             Err(Refused::Taken(rec)) => Err(GatewayError::Duplicate {
                 event_id: rec.event_id,

@@ -43,9 +43,14 @@ const POLL: Duration = Duration::from_millis(25);
 enum Entry<V> {
     /// `owner` tells this attempt's entry from a later one, so an attempt
     /// whose outcome was uncertain (timed out) can remove its own entry.
+    /// `intent`: what the holder means to commit, so that a request taking
+    /// the claim over after the holder crashed continues with it (the same
+    /// event id for a signal that may already be in the stream).
     Pending {
         lease_until_ms: u64,
         owner: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        intent: Option<V>,
     },
     Done {
         value: V,
@@ -176,10 +181,11 @@ where
             .await
     }
 
-    fn pending(&self, owner: u64) -> Bytes {
+    fn pending(&self, owner: u64, intent: Option<&V>) -> Bytes {
         let entry: Entry<V> = Entry::Pending {
             lease_until_ms: now_ms() + self.lease.as_millis() as u64,
             owner,
+            intent: intent.cloned(),
         };
         Bytes::from(serde_json::to_vec(&entry).unwrap_or_default())
     }
@@ -193,7 +199,7 @@ where
         }
     }
 
-    async fn attempt_inner(&self, key: &str) -> Result<Attempt<V>, StoreError> {
+    async fn attempt_inner(&self, key: &str, intent: Option<&V>) -> Result<Attempt<V>, StoreError> {
         if let Some(v) = self.done.get(key) {
             return Ok(Attempt::Taken(v));
         }
@@ -201,7 +207,7 @@ where
         let kv = self.kv().await?;
         let k = bucket_key(key);
         let owner = rand_owner();
-        let err = match kv.create(&k, self.pending(owner)).await {
+        let err = match kv.create(&k, self.pending(owner, intent)).await {
             Ok(revision) => return Ok(Attempt::Won(Token(revision))),
             Err(e) => e,
         };
@@ -228,16 +234,30 @@ where
             Entry::Pending { lease_until_ms, .. } if lease_until_ms > now_ms() => {
                 Ok(Attempt::Pending)
             }
-            // The holder's lease ran out (it crashed): take the claim over.
-            Entry::Pending { .. } => match kv.update(&k, self.pending(owner), entry.revision).await
-            {
-                Ok(revision) => {
-                    tracing::warn!(bucket = %self.bucket, "took over an abandoned claim");
-                    Ok(Attempt::Won(Token(revision)))
+            // The holder's lease ran out (it crashed): take the claim over,
+            // and continue with what it meant to commit: its messages may
+            // already be in the stream under that value's event id.
+            Entry::Pending {
+                intent: previous, ..
+            } => {
+                let carried = previous.as_ref().or(intent);
+                match kv
+                    .update(&k, self.pending(owner, carried), entry.revision)
+                    .await
+                {
+                    Ok(revision) => {
+                        tracing::warn!(bucket = %self.bucket, "took over an abandoned claim");
+                        Ok(match previous {
+                            Some(v) => Attempt::Resumed(Token(revision), v),
+                            None => Attempt::Won(Token(revision)),
+                        })
+                    }
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                        Ok(Attempt::Pending)
+                    }
+                    Err(e) => Err(unavailable("take over", e)),
                 }
-                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(Attempt::Pending),
-                Err(e) => Err(unavailable("take over", e)),
-            },
+            }
         }
     }
 }
@@ -277,8 +297,12 @@ impl<V> ClaimStore<V> for KvStore<V>
 where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    fn attempt<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Attempt<V>, StoreError>> {
-        self.attempt_inner(key).boxed()
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        intent: Option<&'a V>,
+    ) -> BoxFuture<'a, Result<Attempt<V>, StoreError>> {
+        self.attempt_inner(key, intent).boxed()
     }
 
     fn commit<'a>(
@@ -328,6 +352,28 @@ mod tests {
         let k = bucket_key("alpha\n{weird nonce: ü}");
         assert_eq!(k.len(), 64);
         assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn pending_entries_keep_the_intent_and_read_older_ones_without_it() {
+        let pending: Entry<u32> = Entry::Pending {
+            lease_until_ms: 1,
+            owner: 2,
+            intent: Some(3),
+        };
+        let text = serde_json::to_string(&pending).unwrap();
+        let back: Entry<u32> = serde_json::from_str(&text).unwrap();
+        assert!(matches!(
+            back,
+            Entry::Pending {
+                intent: Some(3),
+                ..
+            }
+        ));
+        // Written by a gateway from before the intent was kept.
+        let old = r#"{"state":"pending","lease_until_ms":1,"owner":2}"#;
+        let back: Entry<u32> = serde_json::from_str(old).unwrap();
+        assert!(matches!(back, Entry::Pending { intent: None, .. }));
     }
 
     #[test]

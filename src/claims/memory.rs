@@ -134,7 +134,13 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> ClaimStore<V> for MemoryStore<V> {
-    fn attempt<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Attempt<V>, StoreError>> {
+    /// A memory claim dies with its holder's process, so nothing is ever
+    /// taken over and the intent is not kept.
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        _intent: Option<&'a V>,
+    ) -> BoxFuture<'a, Result<Attempt<V>, StoreError>> {
         let attempt = self.attempt_now(key);
         async move { Ok(attempt) }.boxed()
     }

@@ -31,6 +31,10 @@ pub struct Token(pub u64);
 pub enum Attempt<V> {
     /// The key is ours.
     Won(Token),
+    /// The key is ours, taken over from a holder that crashed before it
+    /// finished; `V` is what that holder meant to commit (its signal may
+    /// already be stored, so the taker continues with the same value).
+    Resumed(Token, V),
     /// The key is done with this value.
     Taken(V),
     /// Another request holds a live claim; wait for it to change.
@@ -47,7 +51,14 @@ pub struct StoreError(pub String);
 /// Where claims are kept. Every method is atomic on its key.
 pub trait ClaimStore<V>: Send + Sync + 'static {
     /// Claims `key` if it is free (or its holder's lease ran out).
-    fn attempt<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Attempt<V>, StoreError>>;
+    /// `intent`: the value this claim means to commit, kept with a pending
+    /// claim where the store outlives the process, so that whoever takes
+    /// the claim over after a crash gets it back ([`Attempt::Resumed`]).
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        intent: Option<&'a V>,
+    ) -> BoxFuture<'a, Result<Attempt<V>, StoreError>>;
     /// Marks our claim done; later attempts get [`Attempt::Taken`].
     fn commit<'a>(
         &'a self,
@@ -82,7 +93,7 @@ impl<V> Clone for Claims<V> {
     }
 }
 
-impl<V: Send + 'static> Claims<V> {
+impl<V: Send + Sync + 'static> Claims<V> {
     pub fn new(store: Arc<dyn ClaimStore<V>>) -> Self {
         Claims { store }
     }
@@ -90,22 +101,37 @@ impl<V: Send + 'static> Claims<V> {
     /// Claims `key`, waiting while another request holds it. The caller
     /// bounds the wait (the request's deadline).
     pub async fn claim(&self, key: &str) -> Result<ClaimGuard<V>, Refused<V>> {
+        self.claim_intending(key, None).await
+    }
+
+    /// [`Claims::claim`], recording what this claim means to commit (see
+    /// [`ClaimStore::attempt`]); [`ClaimGuard::resumed`] tells whether the
+    /// claim continues a crashed holder's.
+    pub async fn claim_intending(
+        &self,
+        key: &str,
+        intent: Option<&V>,
+    ) -> Result<ClaimGuard<V>, Refused<V>> {
         loop {
-            match self.store.attempt(key).await {
-                Ok(Attempt::Won(token)) => {
-                    return Ok(ClaimGuard {
-                        store: self.store.clone(),
-                        key: key.to_owned(),
-                        token: Some(token),
-                    })
-                }
+            let (token, resumed) = match self.store.attempt(key, intent).await {
+                Ok(Attempt::Won(token)) => (token, None),
+                Ok(Attempt::Resumed(token, v)) => (token, Some(v)),
                 Ok(Attempt::Taken(v)) => return Err(Refused::Taken(v)),
-                Ok(Attempt::Pending) => self.store.changed(key).await,
+                Ok(Attempt::Pending) => {
+                    self.store.changed(key).await;
+                    continue;
+                }
                 Ok(Attempt::Full) => {
                     return Err(Refused::Unavailable(StoreError("store is full".into())))
                 }
                 Err(e) => return Err(Refused::Unavailable(e)),
-            }
+            };
+            return Ok(ClaimGuard {
+                store: self.store.clone(),
+                key: key.to_owned(),
+                token: Some(token),
+                resumed,
+            });
         }
     }
 }
@@ -116,9 +142,16 @@ pub struct ClaimGuard<V: Send + 'static> {
     store: Arc<dyn ClaimStore<V>>,
     key: String,
     token: Option<Token>,
+    resumed: Option<V>,
 }
 
 impl<V: Send + 'static> ClaimGuard<V> {
+    /// What the crashed holder this claim was taken over from meant to
+    /// commit; `None` for a fresh claim.
+    pub fn resumed(&self) -> Option<&V> {
+        self.resumed.as_ref()
+    }
+
     /// Marks the key done with `value`. A failure is logged: the claim then
     /// stays pending until its lease runs out, and a retry after that is
     /// caught by JetStream's `Nats-Msg-Id` de-duplication.

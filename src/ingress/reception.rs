@@ -195,9 +195,20 @@ async fn prepare(
         json.as_ref(),
         &body_hash,
     )?;
-    let key_claim = idempotency.claim(&key, &body_hash).await?;
-
-    let event_id = EventId::generate();
+    let fresh_event_id = EventId::generate();
+    let key_claim = idempotency.claim(&key, &body_hash, fresh_event_id).await?;
+    // A claim taken over from a gateway that crashed mid-publish continues
+    // with its event id: its messages may already be in the stream, where
+    // JetStream drops our copies as duplicates, so the answer must name the
+    // stored signal, and a message it did not get to must carry the same id.
+    let event_id = match key_claim.resumed() {
+        Some(previous) => {
+            tracing::warn!(event_id = %previous.event_id,
+                "continuing a signal whose gateway crashed while publishing it");
+            previous.event_id
+        }
+        None => fresh_event_id,
+    };
     let meta = Meta {
         event_id: event_id.to_string(),
         corr_id: msg.corr_id.to_string(),

@@ -1,0 +1,123 @@
+//! A gateway that crashes (SIGKILL) while publishing leaves a pending claim
+//! in the idempotency bucket and, often, the signal's messages in the
+//! stream. The caller retries; once the claim's lease has run out a gateway
+//! takes the claim over. Its copies of the messages are dropped by JetStream
+//! as duplicates (same `Nats-Msg-Id`), so its answer must name the event id
+//! that is in the stream, and a message the crashed gateway did not get to
+//! must carry that same id. (Found by reliability campaign 4,
+//! `reliability/faults/gateway-crash.sh`: before the fix the retry answered
+//! 202 with a fresh event id that is nowhere in the stream.)
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use at_gateway::idempotency::{self, Record};
+use at_gateway::ids::{EventId, SourceId};
+use common::*;
+use sha2::{Digest, Sha256};
+
+const BODY: &str = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"0.5"}"#;
+
+/// What a gateway killed between publishing `signals.raw` and
+/// `signals.normalized` leaves behind: its raw message in the stream, and
+/// its pending claim (lease already over, as after the lease's wait).
+async fn leave_crash_behind(nats_url: &str, key: &str, event_id: EventId) {
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("alpha:h:{key}:raw").as_str());
+    headers.insert("X-Event-Id", event_id.to_string().as_str());
+    let raw = serde_json::json!({"schema": "signal.raw.v1", "event_id": event_id.to_string(),
+        "source": "alpha", "body": BODY});
+    js.publish_with_headers("signals.raw", headers, raw.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let source = SourceId::parse("alpha").unwrap();
+    let intent = Record {
+        event_id,
+        body_hash: idempotency::body_hash(&source, BODY.as_bytes()),
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entry = serde_json::json!({"state": "pending", "lease_until_ms": now_ms - 1000,
+        "owner": 7, "intent": intent});
+    let kv = js.get_key_value("at-gateway-idempotency").await.unwrap();
+    let bucket_key = hex::encode(Sha256::digest(format!("alpha:h:{key}").as_bytes()));
+    kv.put(bucket_key, entry.to_string().into()).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_event_id() {
+    let nats = NatsServer::start();
+    let gw = GatewayProcess::start(&nats.url(), &AppOptions::default()).await;
+    let crashed = EventId(uuid::Uuid::now_v7());
+    leave_crash_behind(&nats.url(), "crash-1", crashed).await;
+
+    // The caller's retry: same key and body, fresh nonce and signature.
+    let s = sign(BODY);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/alpha", gw.base))
+        .header("Content-Type", "application/json")
+        .header("X-Timestamp", &s.timestamp)
+        .header("X-Nonce", &s.nonce)
+        .header("X-Signature", &s.signature)
+        .header("Idempotency-Key", "crash-1")
+        .body(s.body.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_body(resp).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["event_id"],
+        crashed.to_string(),
+        "the answer names the signal that is in the stream: {answer}\n{}",
+        gw.logs()
+    );
+
+    let stored = read_stream(&nats.url()).await;
+    let raws: Vec<_> = stored
+        .iter()
+        .filter(|m| m.subject == "signals.raw")
+        .collect();
+    let normalized: Vec<_> = stored
+        .iter()
+        .filter(|m| m.subject == "signals.normalized")
+        .collect();
+    assert_eq!(raws.len(), 1, "the raw message is not stored twice");
+    assert_eq!(normalized.len(), 1);
+    assert_eq!(
+        normalized[0].json["event_id"],
+        crashed.to_string(),
+        "the message the crashed gateway did not publish carries its event id"
+    );
+    assert_eq!(
+        normalized[0].header("Nats-Msg-Id"),
+        Some("alpha:h:crash-1:normalized")
+    );
+
+    // And a further retry is a plain duplicate of that same signal.
+    let s = sign(BODY);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/alpha", gw.base))
+        .header("Content-Type", "application/json")
+        .header("X-Timestamp", &s.timestamp)
+        .header("X-Nonce", &s.nonce)
+        .header("X-Signature", &s.signature)
+        .header("Idempotency-Key", "crash-1")
+        .body(s.body.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_body(resp).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["code"], "duplicate");
+    assert_eq!(answer["event_id"], crashed.to_string());
+}
