@@ -96,9 +96,10 @@ start_nats() {
 }
 
 # start_gateway [EXTRA_TOML]: the release binary against our NATS; sets
-# GW_PORT, GW_PID, GW_URL. Waits for /readyz.
+# GW_PORT, GW_PID, GW_URL. Waits for /readyz. With GW_PORT_WANTED set it
+# listens there (a restart on the same port).
 start_gateway() {
-  GW_PORT="$(free_port)"
+  GW_PORT="${GW_PORT_WANTED:-$(free_port)}"
   printf '%s\n' "${1:-}" >"$tmp/gateway.toml"
   env -u TRADINGVIEW_TOKEN \
     HTTP_ADDR="127.0.0.1:$GW_PORT" \
@@ -124,3 +125,29 @@ start_gateway() {
 
 # mark NAME: a timestamped event the report aligns the probe's records with.
 mark() { printf '{"mark":"%s","t":%s}\n' "$1" "$(date +%s.%N)" >>"$MARKS"; }
+
+# kill_nats SIGNAL: sends SIGNAL to our nats-server and, unless it is STOP or
+# CONT, waits until the process is gone.
+kill_nats() {
+  local sig="$1"
+  [ "$NATS_PORT" != 4222 ] || die "refusing to signal the shared NATS"
+  kill -"$sig" "$NATS_PID"
+  case "$sig" in STOP | CONT) return 0 ;; esac
+  for _ in $(seq 1 100); do kill -0 "$NATS_PID" 2>/dev/null || break; sleep 0.05; done
+  { wait "$NATS_PID" || true; } 2>/dev/null
+  forget_pid "$NATS_PID"
+}
+
+# forget_pid PID: a process that is gone is no longer ours to clean up (its
+# number may be reused by somebody else's process).
+forget_pid() {
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# restart_nats STORE_DIR: a new nats-server on the same port and store.
+restart_nats() { start_nats "$1"; }
+
+# restart_gateway [EXTRA_TOML]: the gateway again, on the same port.
+restart_gateway() { GW_PORT_WANTED="$GW_PORT" start_gateway "$@"; }

@@ -8,7 +8,12 @@ normalized subject. Also counts (for information only) keys answered
 non-2xx that landed anyway, which API_SPEC allows for `publish_timeout`, and
 any Nats-Msg-Id stored twice (never allowed).
 
-Prints one JSON object; exits 1 if a 2xx'd key is missing or duplicated.
+A retrying probe's logical request that ended in 409 `duplicate` carries
+`"stored": true` (its signal was stored by an earlier attempt): it is checked
+like a 2xx, against the original event id the 409 named.
+
+Prints one JSON object; exits 1 if a 2xx'd (or stored) key is missing, carries
+another event id than the gateway answered, or any Nats-Msg-Id is stored twice.
 """
 
 import argparse
@@ -62,7 +67,8 @@ async def main():
 
     found, stored = await read_ids(args.nats, args.stream)
     records = [r for path in args.probe for r in load_probe(path)]
-    ok = [r for r in records if 200 <= r.get("status", 0) < 300]
+    is_2xx = lambda r: 200 <= r.get("status", 0) < 300  # noqa: E731
+    ok = [r for r in records if is_2xx(r) or r.get("stored")]
     missing, wrong_event = [], []
     for r in ok:
         base = f"{args.source}:h:{r['k']}"
@@ -73,18 +79,21 @@ async def main():
         elif any(ev != r.get("event_id") for _, ev in raw + norm):
             wrong_event.append(r["k"])
     duplicated = [k for k, v in found.items() if len(v) > 1]
-    not_ok_keys = {r["k"] for r in records if not (200 <= r.get("status", 0) < 300)}
+    not_ok_keys = {r["k"] for r in records if not (is_2xx(r) or r.get("stored"))}
     landed_anyway = sum(1 for k in not_ok_keys if f"{args.source}:h:{k}:raw" in found)
     report = {
         "stream_messages": stored,
         "probe_requests": len(records),
-        "acknowledged_2xx": len(ok),
+        "acknowledged_2xx": sum(1 for r in records if is_2xx(r)),
+        "stored_by_409_duplicate": sum(1 for r in records if r.get("stored") and not is_2xx(r)),
         "missing_2xx": len(missing),
         "wrong_event_id": len(wrong_event),
         "duplicated_msg_ids": len(duplicated),
         "non_2xx_stored_anyway": landed_anyway,
         "statuses": dict(Counter(str(r.get("status")) for r in records)),
         "examples_missing": missing[:5],
+        "examples_wrong_event_id": wrong_event[:5],
+        "examples_duplicated": duplicated[:5],
     }
     print(json.dumps(report))
     return 1 if (missing or wrong_event or duplicated) else 0
