@@ -318,9 +318,26 @@ where
                 value: value.clone(),
             };
             let bytes = serde_json::to_vec(&entry).map_err(|e| unavailable("encode", e))?;
-            kv.update(bucket_key(key), Bytes::from(bytes), token.0)
-                .await
-                .map_err(|e| unavailable("commit", e))?;
+            let k = bucket_key(key);
+            match kv.update(&k, Bytes::from(bytes), token.0).await {
+                Ok(_) => {}
+                // A retried commit whose first write landed but whose answer
+                // was lost: done already is success.
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                    let stored = kv.entry(&k).await.map_err(|e| unavailable("commit", e))?;
+                    let ours = serde_json::to_value(&value).ok();
+                    let done = stored.is_some_and(|entry| {
+                        matches!(
+                            serde_json::from_slice::<Entry<serde_json::Value>>(&entry.value),
+                            Ok(Entry::Done { value }) if Some(&value) == ours.as_ref()
+                        )
+                    });
+                    if !done {
+                        return Err(unavailable("commit", e));
+                    }
+                }
+                Err(e) => return Err(unavailable("commit", e)),
+            }
             self.done.insert(key.to_owned(), value);
             Ok(())
         }

@@ -19,8 +19,15 @@ pub mod jetstream;
 pub mod memory;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+
+/// How long a successful request keeps trying to mark its claims done. Less
+/// than the shortest lease (the message window + 5 s), so a commit never
+/// lands on a claim somebody has since taken over (the revision check would
+/// refuse it anyway).
+pub const COMMIT_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// Identifies one claim of a key (a memory slot id or a KV revision), so a
 /// late commit or release never touches somebody else's later claim.
@@ -152,13 +159,33 @@ impl<V: Send + 'static> ClaimGuard<V> {
         self.resumed.as_ref()
     }
 
-    /// Marks the key done with `value`. A failure is logged: the claim then
-    /// stays pending until its lease runs out, and a retry after that is
-    /// caught by JetStream's `Nats-Msg-Id` de-duplication.
-    pub async fn commit(mut self, value: V) {
-        if let Some(token) = self.token.take() {
-            if let Err(e) = self.store.commit(&self.key, token, value).await {
-                tracing::warn!(error = %e, "could not mark a claim done");
+    /// Marks the key done with `value`, retrying a failed write (a NATS
+    /// hiccup, a leader election) for up to [`COMMIT_RETRY_FOR`]: a claim
+    /// left pending would make a repeat after its lease a second signal
+    /// once JetStream's duplicate window has passed. What still fails is
+    /// logged; the lease then runs out and a retry takes the claim over
+    /// under the same event id (see [`Attempt::Resumed`]).
+    pub async fn commit(mut self, value: V)
+    where
+        V: Clone,
+    {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + COMMIT_RETRY_FOR;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.commit(&self.key, token, value.clone()).await {
+                Ok(()) => return,
+                Err(e) if tokio::time::Instant::now() + backoff >= deadline => {
+                    tracing::warn!(error = %e, "could not mark a claim done; it stays pending until its lease runs out");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "marking a claim done failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
             }
         }
     }
@@ -180,5 +207,70 @@ impl<V: Send + 'static> Drop for ClaimGuard<V> {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::memory::MemoryStore;
+    use super::*;
+
+    /// A memory store whose first `failures` commits fail, as a KV write
+    /// during a NATS leader election does.
+    struct FlakyCommits {
+        inner: Arc<MemoryStore<u32>>,
+        failures: AtomicU32,
+    }
+
+    impl ClaimStore<u32> for FlakyCommits {
+        fn attempt<'a>(
+            &'a self,
+            key: &'a str,
+            intent: Option<&'a u32>,
+        ) -> BoxFuture<'a, Result<Attempt<u32>, StoreError>> {
+            self.inner.attempt(key, intent)
+        }
+        fn commit<'a>(
+            &'a self,
+            key: &'a str,
+            token: Token,
+            value: u32,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Box::pin(async { Err(StoreError("no responders".into())) });
+            }
+            self.inner.commit(key, token, value)
+        }
+        fn release<'a>(
+            &'a self,
+            key: &'a str,
+            token: Token,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.release(key, token)
+        }
+        fn changed<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+            self.inner.changed(key)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_fails_for_a_moment_is_retried_until_done() {
+        let store = Arc::new(FlakyCommits {
+            inner: MemoryStore::new(Duration::from_secs(60), 10),
+            failures: AtomicU32::new(3),
+        });
+        let claims = Claims::new(store.clone() as Arc<dyn ClaimStore<u32>>);
+        claims.claim("k").await.ok().unwrap().commit(7).await;
+        assert_eq!(store.failures.load(Ordering::SeqCst), 0);
+        let again = tokio::time::timeout(Duration::from_secs(2), claims.claim("k"))
+            .await
+            .expect("the key is done, not left pending");
+        assert!(matches!(again.err(), Some(Refused::Taken(7))));
     }
 }
