@@ -7,6 +7,9 @@
 #     restarted twice (at 6 s and 13 s); 24 s measured
 #   campaign 5 (shutdown.sh):   22 s at 40 req/s, SIGTERM at 6 s and at 15 s
 #     (the second with nats-server SIGSTOPped); 25 s measured
+#   campaign 7 (schemathesis.sh, QUICK=1): 75 s of generated requests, signed,
+#     against openapi.yaml; no 5xx, every answer as documented (the cargo-fuzz
+#     regressions run in the test suite, tests/fuzz_regressions.rs)
 #
 # Each prints its figures and exits non-zero on an acknowledged signal
 # missing from the stream, a duplicate, a wrong event id, or (5) a request
@@ -41,6 +44,8 @@ run "campaign 1 (NATS crash), short" \
 run "campaign 5 (graceful shutdown), short" \
   TAG=ci-shutdown DURATION=22 RATE=40 T1=6 T2=15 STALL=1.5 RESUME=2 RETRY_FOR=20 \
   bash reliability/faults/shutdown.sh
+run "campaign 7 (schemathesis against openapi.yaml), short" \
+  QUICK=1 bash reliability/fuzz/schemathesis.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'reliability: FAILED: %s\n' "${failed[@]}" >&2
