@@ -29,8 +29,9 @@ pub enum GatewayError {
     Forbidden { code: &'static str, message: String },
     #[error("no such endpoint")]
     NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405, with `Allow` naming the methods the path serves (RFC 9110).
+    #[error("method not allowed; this path serves {allow}")]
+    MethodNotAllowed { allow: &'static str },
     /// 408: the body did not arrive in time.
     #[error("request body not received within {0:?}")]
     BodyTimeout(Duration),
@@ -107,7 +108,7 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
-            GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Replay | GatewayError::Duplicate { .. } => StatusCode::CONFLICT,
             GatewayError::PayloadTooLarge { .. } | GatewayError::TooLargeForStream => {
@@ -131,7 +132,7 @@ impl GatewayError {
             | GatewayError::UnsupportedMedia { code, .. }
             | GatewayError::Unavailable { code, .. } => code,
             GatewayError::NotFound => "not_found",
-            GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::BodyTimeout(_) => "body_timeout",
             GatewayError::Replay => "replay",
             GatewayError::Duplicate { .. } => "duplicate",
@@ -175,6 +176,9 @@ impl GatewayError {
             }
             GatewayError::Unavailable { .. } => {
                 response.insert_header(("Retry-After", RETRY_AFTER_UNAVAILABLE_SEC.to_string()));
+            }
+            GatewayError::MethodNotAllowed { allow } => {
+                response.insert_header(("Allow", *allow));
             }
             _ => {}
         }

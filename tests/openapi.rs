@@ -80,8 +80,8 @@ fn operations(doc: &Value) -> BTreeMap<(String, String), Value> {
     out
 }
 
-/// An operation that only documents the refusal of its method: 405 on a
-/// webhook path, 404 (as for an unknown path) on the GET-only paths.
+/// An operation that only documents the refusal of its method: 405 (404
+/// where a path is served by a plain route without a method fallback).
 fn is_wrong_method(op: &Value) -> bool {
     let statuses: Vec<&String> = op["responses"]
         .as_object()
@@ -97,8 +97,8 @@ fn is_wrong_method(op: &Value) -> bool {
 struct Route {
     path: String,
     methods: BTreeSet<String>,
-    /// Other methods answer the gateway's JSON 405 (a resource with
-    /// `default_service(method_not_allowed)`); otherwise the method guard
+    /// Other methods answer the gateway's JSON 405 with `Allow` (a resource with
+    /// `default_service(refuse_other_methods(..))`); otherwise the method guard
     /// fails and the app's default service answers 404 `not_found`.
     json_405: bool,
 }
@@ -136,7 +136,7 @@ fn served_routes() -> Vec<Route> {
         routes.push(Route {
             path,
             methods,
-            json_405: is_resource && segment.contains("web::to(method_not_allowed)"),
+            json_405: is_resource && segment.contains("refuse_other_methods("),
         });
         rest = after;
     }
@@ -168,9 +168,10 @@ fn check_routes(doc: &Value, routes: &[Route]) -> Vec<String> {
                 _ => problems.push(format!("{} {} is served but not documented", m, r.path)),
             }
         }
-        // Webhook resources answer JSON 405 to GET, PUT, PATCH, DELETE: documented.
+        // Resources answer JSON 405 to the common methods they do not
+        // serve: documented.
         if r.json_405 {
-            for m in ["get", "put", "patch", "delete"] {
+            for m in ["get", "post", "put", "patch", "delete"] {
                 if !r.methods.contains(m) && !ops.contains_key(&(m.to_string(), r.path.clone())) {
                     problems.push(format!("{m} {} answers 405 but is not documented", r.path));
                 }
@@ -241,7 +242,7 @@ fn fixed_code_variants() -> Vec<GatewayError> {
     let event_id = EventId::generate();
     let all = vec![
         GatewayError::NotFound,
-        GatewayError::MethodNotAllowed,
+        GatewayError::MethodNotAllowed { allow: "POST" },
         GatewayError::BodyTimeout(Duration::from_secs(10)),
         GatewayError::Replay,
         GatewayError::Duplicate {
@@ -269,7 +270,7 @@ fn fixed_code_variants() -> Vec<GatewayError> {
             | GatewayError::UnsupportedMedia { .. }
             | GatewayError::Unavailable { .. } => unreachable!(),
             GatewayError::NotFound
-            | GatewayError::MethodNotAllowed
+            | GatewayError::MethodNotAllowed { .. }
             | GatewayError::BodyTimeout(_)
             | GatewayError::Replay
             | GatewayError::Duplicate { .. }
@@ -538,7 +539,7 @@ async fn every_rendered_error_matches_its_documented_response() {
                 .map(str::to_owned)
         };
         let ct = header("content-type");
-        let headers: BTreeMap<String, String> = ["x-correlation-id", "retry-after"]
+        let headers: BTreeMap<String, String> = ["x-correlation-id", "retry-after", "allow"]
             .into_iter()
             .filter_map(|h| header(h).map(|v| (h.to_string(), v)))
             .collect();
@@ -659,16 +660,22 @@ async fn the_real_server_answers_as_documented() {
         "",
     );
     expect(
+        "HEAD /healthz",
+        exchange(&doc, http.head(app.url("/healthz")), &mut q).await,
+        200,
+        "",
+    );
+    expect(
         "POST /healthz",
         exchange(&doc, http.post(app.url("/healthz")), &mut q).await,
-        404,
-        "not_found",
+        405,
+        "method_not_allowed",
     );
     expect(
         "POST /metrics",
         exchange(&doc, http.post(app.url("/metrics")).body("x"), &mut q).await,
-        404,
-        "not_found",
+        405,
+        "method_not_allowed",
     );
     // Routing.
     expect(

@@ -44,16 +44,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/webhooks/tradingview/{source}")
             .route(web::post().to(tradingview_webhook))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(refuse_other_methods("POST")),
     )
     .service(
         web::resource("/webhooks/{source}")
             .route(web::post().to(webhook))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(refuse_other_methods("POST")),
     )
-    .route("/healthz", web::get().to(healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/metrics", web::get().to(metrics_text))
+    // HEAD too: load balancers and uptime checkers often probe with it
+    // (actix-http sends the headers of the GET answer without its body).
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .route(web::head().to(healthz))
+            .default_service(refuse_other_methods("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .route(web::head().to(readyz))
+            .default_service(refuse_other_methods("GET, HEAD")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics_text))
+            .default_service(refuse_other_methods("GET")),
+    )
     .default_service(web::to(not_found));
 }
 
@@ -312,7 +328,11 @@ async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     GatewayError::NotFound.to_response(&CorrId::generate())
 }
 
-async fn method_not_allowed(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    request::hold_unfinished(&req, payload);
-    GatewayError::MethodNotAllowed.to_response(&CorrId::generate())
+/// The answer to any other method on a path that serves `allow`: 405 with
+/// `Allow`, JSON like every other error.
+fn refuse_other_methods(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest, payload: web::Payload| async move {
+        request::hold_unfinished(&req, payload);
+        GatewayError::MethodNotAllowed { allow }.to_response(&CorrId::generate())
+    })
 }
