@@ -143,8 +143,22 @@ print(f"slowest answer: {slow:.3f} s")
 fivexx = sum(n for s, n in by_status.items() if s >= 500)
 print(f"5xx answers: {fivexx}")
 known = collections.Counter(json.loads(l)["why"] for l in open(path + ".known") if l.strip())
-print("filtered known deviations (ST204, ST201): " + (", ".join(f"{w} x{n}" for w, n in known.items()) or "none"))
+print("filtered known deviations (ST201, ST205): " + (", ".join(f"{w} x{n}" for w, n in known.items()) or "none"))
 PY
+# Python 3.11's ast module sometimes fails inside Hypothesis while it
+# describes a strategy ("SystemError: AST constructor recursion depth
+# mismatch", a CPython 3.11 bug): a crash of the generator, not an answer of
+# the gateway. A run whose only problems are such runtime errors is reported
+# and passes; any check failure, or any other error, still fails it.
+if [ "$rc" != 0 ] && [ "$panics" = 0 ]; then
+  runtime_errors=$(grep -c '^Runtime Error$' "$tmp/schemathesis.out" || true)
+  ast_errors=$(grep -c 'SystemError: AST constructor recursion depth mismatch' "$tmp/schemathesis.out" || true)
+  if ! grep -q '^=* FAILURES =*$' "$tmp/schemathesis.out" \
+    && [ "$runtime_errors" -gt 0 ] && [ "$runtime_errors" = "$ast_errors" ]; then
+    log "schemathesis crashed generating cases for $runtime_errors operation(s) (CPython ast bug, see above); no check failed"
+    rc=0
+  fi
+fi
 if [ "$rc" != 0 ] || [ "$panics" != 0 ]; then
   log "FAILED: see $REPORT_DIR/output.txt"
   exit 1
