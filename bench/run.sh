@@ -1,173 +1,139 @@
 #!/usr/bin/env bash
-# Gateway vs. bare actix-web: accepted requests/s and latency, same machine,
-# same run. See bench/README.md.
+# The gateway side by side with what it is compared against, same machine,
+# same run, same nats-server, same load generator. See bench/README.md.
 #
-# Starts its own nats-server (free loopback port, temporary store), the
-# release gateway and the `bare` baseline, loads bare first and then the
-# gateway with the same settings, and prints a Markdown table and the
-# throughput ratio. Raw JSON lines go to bench/results/latest.json.
+# Targets, one at a time (each started, loaded, stopped):
+#   bare             actix-web answering 202, nothing else
+#   minimal          the same work done minimally (bench/src/bin/minimal.rs)
+#   gateway          at-gateway, full configuration (STORE_BACKEND=jetstream)
+#   gateway-open     the same gateway, open loop at half its measured maximum
+#   bare-open        bare, open loop at that same rate: the instrument's floor
+#   gateway-memory   at-gateway with STORE_BACKEND=memory (no KV claims)
+#   seed             FastAPI + uvicorn (2 workers) + nats-py (bench/seed/app.py)
+# For each: accepted/s, latency percentiles, CPU per accepted request of the
+# server process(es) and of nats-server, peak RSS; then the ratios.
+# Raw JSON lines go to bench/results/latest.json, the table to
+# bench/results/latest.md.
 #
-# Knobs (environment): CONNECTIONS (64), DURATION seconds (10), WARMUP seconds (2),
-# STORE_BACKEND (jetstream, as in production; or memory).
+# Knobs (environment): CONNECTIONS (64), DURATION seconds (10), WARMUP
+# seconds (2), SEED=0 skips the FastAPI target, OPEN_LOOP=0 skips the
+# open-loop row, OPEN_CONNECTIONS (256) connections for the open loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNECTIONS="${CONNECTIONS:-64}"
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
-STORE_BACKEND="${STORE_BACKEND:-jetstream}"
-# Not a real secret: it only has to be the same for gateway and load generator.
-SECRET="bench-only-hmac-secret-0123456789"
+SEED="${SEED:-1}"
+OPEN_LOOP="${OPEN_LOOP:-1}"
+OPEN_CONNECTIONS="${OPEN_CONNECTIONS:-256}"
 
-tmp="$(mktemp -d -t at-gateway-bench.XXXXXX)"
-pids=()
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  # Give them a moment to exit cleanly, then make sure.
-  for _ in $(seq 1 50); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-  echo "bench: $*" >&2
-  exit 1
-}
-
-# A loopback port nothing listens on, below Linux's ephemeral range (so no
-# outgoing connection holds it) and not one already handed out.
-used_ports=" 4222 "
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 12000))
-    case "$used_ports" in *" $port "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      used_ports+="$port "
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-# wait_port PORT PID NAME LOG: until PORT accepts connections (10 s at most).
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || { tail -n 20 "$4" >&2; die "$3 exited at start"; }
-    sleep 0.1
-  done
-  tail -n 20 "$4" >&2
-  die "$3 is not listening on 127.0.0.1:$1 after 10 s"
-}
-
-command -v nats-server >/dev/null || die "nats-server is not on the PATH (scripts/ensure-nats.sh installs it)"
-
-echo "bench: building release binaries" >&2
-cargo build --release --manifest-path bench/Cargo.toml
-cargo build --release --bin at-gateway
-
-# --- NATS with JetStream, our own ------------------------------------------
-nats_port="$(free_port)"
-printf 'max_payload: 8MB\n' >"$tmp/nats.conf"
-nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$tmp/jetstream" -c "$tmp/nats.conf" \
-  >"$tmp/nats.log" 2>&1 &
-pids+=($!)
-wait_port "$nats_port" "$!" nats-server "$tmp/nats.log"
-
-# --- the gateway ------------------------------------------------------------
-gw_port="$(free_port)"
-# Rate limits out of the way: the bench measures throughput, not the limiter.
-env -u TRADINGVIEW_TOKEN \
-  HTTP_ADDR="127.0.0.1:$gw_port" \
-  NATS_URL="nats://127.0.0.1:$nats_port" \
-  ALLOWED_SOURCES=alpha \
-  API_KEY_HMAC_SECRET="$SECRET" \
-  RATE_LIMIT_RPS=1000000 \
-  RATE_LIMIT_BURST=1000000 \
-  LOG_LEVEL=warn \
-  STORE_BACKEND="$STORE_BACKEND" \
-  target/release/at-gateway >"$tmp/gateway.log" 2>&1 &
-gw_pid=$!
-pids+=("$gw_pid")
-ready=0
-for _ in $(seq 1 150); do # 150 x 0.2 s = 30 s
-  if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$gw_port/readyz" 2>/dev/null; then
-    ready=1
-    break
+# The seed's stack, from PyPI, into a venv kept between runs (re-made when
+# bench/seed/requirements.txt changes).
+seed_venv=bench/target/seed-venv
+install_seed() {
+  local stamp="$seed_venv/.requirements"
+  if [ -x "$seed_venv/bin/uvicorn" ] && cmp -s bench/seed/requirements.txt "$stamp"; then
+    return 0
   fi
-  kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$tmp/gateway.log" >&2; die "gateway exited at start"; }
-  sleep 0.2
-done
-[ "$ready" = 1 ] || { tail -n 20 "$tmp/gateway.log" >&2; die "gateway /readyz not 200 after 30 s"; }
-
-# --- the baseline -----------------------------------------------------------
-bare_port="$(free_port)"
-bench/target/release/bare --addr "127.0.0.1:$bare_port" >"$tmp/bare.log" 2>&1 &
-pids+=($!)
-wait_port "$bare_port" "$!" bare "$tmp/bare.log"
-
-# --- load: bare first, then the gateway, same settings -----------------------
-load() { # TARGET PORT
-  bench/target/release/loadgen --target "$1" --url "http://127.0.0.1:$2/webhooks/alpha" \
-    --secret "$SECRET" --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP"
+  echo "bench: installing the seed's stack (FastAPI, uvicorn, nats-py) into $seed_venv" >&2
+  rm -rf "$seed_venv"
+  python3 -m venv "$seed_venv" || die "python3 -m venv failed (SEED=0 skips the seed target)"
+  "$seed_venv/bin/pip" install -q --disable-pip-version-check -r bench/seed/requirements.txt ||
+    die "pip install failed (SEED=0 skips the seed target)"
+  cp bench/seed/requirements.txt "$stamp"
 }
-echo "bench: $CONNECTIONS connections, ${WARMUP} s warm-up + ${DURATION} s per target, store $STORE_BACKEND" >&2
-bare_json="$(load bare "$bare_port")"
-gw_json="$(load gateway "$gw_port")"
 
-mkdir -p bench/results
-printf '%s\n%s\n' "$bare_json" "$gw_json" >bench/results/latest.json
+build_all
+[ "$SEED" = 1 ] && install_seed
+machine_before="$(machine_note)"
+start_nats
+echo "bench: $CONNECTIONS connections, ${WARMUP} s warm-up + ${DURATION} s per target" >&2
 
-if grep -qiE 'panic|error' "$tmp/gateway.log"; then
-  echo "bench: the gateway logged errors (last lines):" >&2
-  grep -iE 'panic|error' "$tmp/gateway.log" | tail -n 5 >&2
+results="$tmp/results.json"
+: >"$results"
+record() { printf '%s\n' "$1" >>"$results"; }
+
+# --- (a) bare ----------------------------------------------------------------
+port="$(free_port)"
+bench/target/release/bare --addr "127.0.0.1:$port" >"$tmp/bare.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_port "$port" "$pid" bare "$tmp/bare.log"
+record "$(load bare "http://127.0.0.1:$port/webhooks/alpha" "$pid")"
+# Kept (idle) for the open-loop calibration row below.
+bare_port="$port" bare_pid="$pid"
+
+# --- (b) minimal same-work program ----------------------------------------------
+port="$(free_port)"
+bench/target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
+  --secret "$SECRET" --sources alpha >"$tmp/minimal.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_port "$port" "$pid" minimal "$tmp/minimal.log"
+record "$(load minimal "http://127.0.0.1:$port/webhooks/alpha" "$pid")"
+stop "$pid"
+
+# --- (c) the gateway, full configuration, then open loop at half its max -------
+start_gateway gateway
+gw_json="$(load gateway "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid")"
+record "$gw_json"
+if [ "$OPEN_LOOP" = 1 ]; then
+  rate="$(python3 -c 'import json,sys; print(max(1, round(json.loads(sys.argv[1])["accepted_per_sec"] / 2)))' "$gw_json")"
+  # Enough connections that the arrival process, not the connection count,
+  # decides how many requests are in flight.
+  record "$(CONNECTIONS="$OPEN_CONNECTIONS" load gateway-open "http://127.0.0.1:$gw_port/webhooks/alpha" \
+    "$gw_pid" --rate "$rate")"
+fi
+gateway_log_check gateway
+stop "$gw_pid"
+if [ "$OPEN_LOOP" = 1 ]; then
+  # The same schedule against bare: what the instrument itself adds (tokio's
+  # 1 ms timer, the shared cores) to open-loop latencies.
+  record "$(CONNECTIONS="$OPEN_CONNECTIONS" load bare-open "http://127.0.0.1:$bare_port/webhooks/alpha" \
+    "$bare_pid" --rate "$rate")"
+fi
+stop "$bare_pid"
+
+# --- (c') the gateway, claims in memory ----------------------------------------
+start_gateway gateway-memory STORE_BACKEND=memory
+record "$(load gateway-memory "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid")"
+gateway_log_check gateway-memory
+stop "$gw_pid"
+
+# --- (d) the seed's stack -------------------------------------------------------
+if [ "$SEED" = 1 ]; then
+  port="$(free_port)"
+  SEED_NATS_URL="nats://127.0.0.1:$nats_port" SEED_HMAC_SECRET="$SECRET" SEED_ALLOWED_SOURCES=alpha \
+    "$seed_venv/bin/uvicorn" app:app --app-dir bench/seed --host 127.0.0.1 --port "$port" \
+    --workers 2 --log-level warning --no-access-log >"$tmp/seed.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  # Each request lands on one worker: ask a few times so both are likely up.
+  for _ in 1 2 3 4 5 6; do
+    wait_http "http://127.0.0.1:$port/readyz" "$pid" seed "$tmp/seed.log"
+  done
+  workers=""
+  for _ in $(seq 1 100); do
+    workers="$(descendants "$pid")"
+    [ "$(echo "$workers" | tr ',' '\n' | wc -l)" -ge 3 ] && break
+    sleep 0.1
+  done
+  record "$(load seed "http://127.0.0.1:$port/webhooks/alpha" "$workers")"
+  stop "$pid"
 fi
 
-# --- report -----------------------------------------------------------------
-# The JSON is flat and produced by loadgen, so awk's regexes are enough.
-printf '%s\n%s\n' "$bare_json" "$gw_json" | awk '
-  function num(key,   m) {
-    if (match($0, "\"" key "\":[-0-9.e]+")) return substr($0, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
-    return "n/a"
-  }
-  function str(key) {
-    if (match($0, "\"" key "\":\"[^\"]*\"")) return substr($0, RSTART + length(key) + 4, RLENGTH - length(key) - 5)
-    return "?"
-  }
-  BEGIN {
-    print "| target | accepted/s | p50 ms | p99 ms | p99.9 ms | non-2xx |"
-    print "|---|---:|---:|---:|---:|---:|"
-  }
-  {
-    t = str("target"); rate[t] = num("accepted_per_sec")
-    bad = num("non_2xx")
-    statuses = ""
-    if (match($0, /"statuses":\{[^}]*\}/)) statuses = substr($0, RSTART + 12, RLENGTH - 13)
-    if (bad > 0) bad = bad " (" statuses ")"
-    if (num("errors") > 0) bad = bad ", " num("errors") " errors"
-    if (num("exhausted") == "n/a" && index($0, "\"exhausted\":true")) bad = bad ", pool exhausted"
-    printf "| %s | %.0f | %s | %s | %s | %s |\n", t, rate[t], num("p50_ms"), num("p99_ms"), num("p999_ms"), bad
-    cpu = cpu sep t " " num("loadgen_cpu_pct") "%"; sep = ", "
-  }
-  END {
-    print ""
-    if (rate["bare"] > 0) printf "gateway/bare throughput: %.2f\n", rate["gateway"] / rate["bare"]
-    else print "gateway/bare throughput: n/a (bare accepted nothing)"
-    print "load generator CPU during the window (100% = one core): " cpu
-  }'
+mkdir -p bench/results
+cp "$results" bench/results/latest.json
+{
+  python3 bench/report.py run "$results"
+  echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
+} | tee bench/results/latest.md
 
-# A run where either target accepted nothing is a failed run.
-for json in "$bare_json" "$gw_json"; do
-  case "$json" in *'"accepted":0,'*) die "a target accepted no request (see above)" ;; esac
-done
+# A run where any target accepted nothing is a failed run.
+if grep -q '"accepted":0,' "$results"; then
+  die "a target accepted no request (see above)"
+fi

@@ -1,0 +1,206 @@
+# Shared by bench/run.sh and bench/scaling.sh (sourced, not run).
+#
+# Processes started here are tracked in `pids` and stopped on exit; the
+# temporary directory `tmp` (NATS store, logs, generated configs) is removed.
+# Nothing here touches a nats-server it did not start.
+
+# Not a real secret: it only has to be the same for servers and load generator.
+SECRET="bench-only-hmac-secret-0123456789"
+
+tmp="$(mktemp -d -t at-gateway-bench.XXXXXX)"
+pids=()
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Give them a moment to exit cleanly, then make sure.
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+  echo "bench: $*" >&2
+  exit 1
+}
+
+# A loopback port nothing listens on, below Linux's ephemeral range (so no
+# outgoing connection holds it) and not one already handed out.
+used_ports=" 4222 "
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 12000))
+    case "$used_ports" in *" $port "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      used_ports+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_port PORT PID NAME LOG: until PORT accepts connections (30 s at most).
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { tail -n 20 "$4" >&2; die "$3 exited at start"; }
+    sleep 0.1
+  done
+  tail -n 20 "$4" >&2
+  die "$3 is not listening on 127.0.0.1:$1 after 30 s"
+}
+
+# wait_http URL PID NAME LOG: until URL answers 200 (30 s at most).
+wait_http() {
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { tail -n 20 "$4" >&2; die "$3 exited at start"; }
+    sleep 0.2
+  done
+  tail -n 20 "$4" >&2
+  die "$3: $1 not 200 after 30 s"
+}
+
+# stop PID: SIGTERM, then SIGKILL after 10 s, and the same for any process
+# it started (uvicorn's workers) that outlived it; forget it.
+stop() {
+  local pid="$1" p kids
+  kids="$(descendants "$pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in ${kids//,/ }; do
+    [ "$p" = "$pid" ] && continue
+    for _ in $(seq 1 50); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  local keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# descendants PID: PID and every process below it, comma-separated.
+descendants() {
+  local all="$1" frontier="$1" next child
+  while [ -n "$frontier" ]; do
+    next=""
+    for child in $(ps -o pid= --ppid "$(echo "$frontier" | tr ' ' ',')" 2>/dev/null); do
+      all+=",$child"
+      next+="$child "
+    done
+    frontier="${next% }"
+  done
+  echo "$all"
+}
+
+# One line about the machine and how busy it was (1/5/15-minute load average).
+machine_note() {
+  local model
+  model="$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  echo "$(nproc) cores ($model), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# /proc/PID/status field in kB (VmRSS, VmHWM).
+status_kb() {
+  awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"
+}
+
+# Builds (unless BUILD=0) and copies the gateway binary into $tmp, so that
+# every row of a run uses the same binary even if target/release is rebuilt
+# meanwhile (other work shares the checkout).
+build_all() {
+  if [ "${BUILD:-1}" != 0 ]; then
+    echo "bench: building release binaries" >&2
+    cargo build --release --manifest-path bench/Cargo.toml
+    cargo build --release --bin at-gateway
+  fi
+  # GATEWAY_BIN: another gateway binary (e.g. a copy kept for a series of runs).
+  local bin="${GATEWAY_BIN:-target/release/at-gateway}" dirty
+  cp "$bin" "$tmp/at-gateway"
+  dirty="$(git status --porcelain -- src Cargo.toml Cargo.lock config 2>/dev/null | wc -l || echo '?')"
+  echo "bench: gateway $bin, built $(date -u -r "$bin" '+%F %T UTC'); checkout at $(git rev-parse --short HEAD 2>/dev/null || echo '?') with $dirty changed files under src/, Cargo.*, config/ now" >&2
+}
+
+# --- NATS with JetStream, our own ------------------------------------------
+# Sets nats_port, nats_pid.
+start_nats() {
+  command -v nats-server >/dev/null || die "nats-server is not on the PATH (scripts/ensure-nats.sh installs it)"
+  nats_port="$(free_port)"
+  # 1 MiB bodies become messages of a little over 1 MiB (the default max).
+  printf 'max_payload: 8MB\n' >"$tmp/nats.conf"
+  nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$tmp/jetstream" -c "$tmp/nats.conf" \
+    >"$tmp/nats.log" 2>&1 &
+  nats_pid=$!
+  pids+=("$nats_pid")
+  wait_port "$nats_port" "$nats_pid" nats-server "$tmp/nats.log"
+}
+
+# --- the gateway ------------------------------------------------------------
+# start_gateway LOGNAME [VAR=value...] [-- gateway args]: sets gw_port, gw_pid.
+# Rate limits out of the way: the bench measures throughput, not the limiter.
+start_gateway() {
+  local name="$1"
+  shift
+  local envs=() args=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then
+      shift
+      args=("$@")
+      break
+    fi
+    envs+=("$1")
+    shift
+  done
+  gw_port="$(free_port)"
+  env -u TRADINGVIEW_TOKEN \
+    HTTP_ADDR="127.0.0.1:$gw_port" \
+    NATS_URL="nats://127.0.0.1:$nats_port" \
+    ALLOWED_SOURCES=alpha \
+    API_KEY_HMAC_SECRET="$SECRET" \
+    RATE_LIMIT_RPS=1000000 \
+    RATE_LIMIT_BURST=1000000 \
+    LOG_LEVEL=warn \
+    STORE_BACKEND=jetstream \
+    "${envs[@]}" \
+    "$tmp/at-gateway" "${args[@]}" >"$tmp/$name.log" 2>&1 &
+  gw_pid=$!
+  pids+=("$gw_pid")
+  wait_http "http://127.0.0.1:$gw_port/readyz" "$gw_pid" "gateway ($name)" "$tmp/$name.log"
+}
+
+gateway_log_check() { # LOGNAME
+  if grep -qiE 'panic|error' "$tmp/$1.log"; then
+    echo "bench: the gateway ($1) logged errors (last lines):" >&2
+    grep -iE 'panic|error' "$tmp/$1.log" | tail -n 5 >&2
+  fi
+}
+
+# load NAME URL SERVER_PIDS [loadgen options...]: one JSON line on stdout.
+load() {
+  local name="$1" url="$2" server="$3"
+  shift 3
+  bench/target/release/loadgen --target "$name" --url "$url" --secret "$SECRET" \
+    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
+    --watch "server=$server" --watch "nats=$nats_pid" "$@"
+}
+
+# json_field JSON KEY: a top-level number of a loadgen line.
+json_field() {
+  python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"
+}
