@@ -5,7 +5,8 @@
 # gateway (production timeouts), DURATION seconds (10 minutes) at a steady
 # RATE. probe.py in its retrying mode (each 503 or transport error retried
 # with the same Idempotency-Key for up to RETRY_FOR s) samples the gateway's
-# VmRSS every 5 s. Every EVERY seconds a NATS fault, alternating:
+# VmRSS every 5 s. Every EVERY seconds a NATS fault, alternating (or only
+# one kind, with FAULTS=kill or FAULTS=pause):
 #   kill:  SIGKILL, restarted DOWN s later on the same port and store;
 #   pause: SIGSTOP for PAUSE s, then SIGCONT.
 # At the end the whole stream is read back.
@@ -16,7 +17,8 @@
 # peak in minutes 1-3 (no growth without bound).
 #
 # Knobs: DURATION (600), RATE (20), EVERY (120), DOWN (2), PAUSE (10),
-# RETRY_FOR (60), RSS_SLACK_MIB (32), SKIP_BUILD=1, KEEP_TMP=1, TAG ("soak").
+# RETRY_FOR (60), RSS_SLACK_MIB (32), FAULTS (alternate), SKIP_BUILD=1,
+# KEEP_TMP=1, TAG ("soak").
 # Results: reliability/faults/results/.
 FAULTS_TAG=soak
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +30,8 @@ DOWN="${DOWN:-2}"
 PAUSE="${PAUSE:-10}"
 RETRY_FOR="${RETRY_FOR:-60}"
 RSS_SLACK_MIB="${RSS_SLACK_MIB:-32}"
+FAULTS="${FAULTS:-alternate}"
+case "$FAULTS" in alternate | kill | pause) ;; *) die "FAULTS must be alternate, kill or pause" ;; esac
 TAG="${TAG:-soak}"
 RESULTS="$FAULTS_DIR/results"
 mkdir -p "$RESULTS"
@@ -60,7 +64,7 @@ at="$EVERY"
 while [ "$at" -lt "$DURATION" ]; do
   n=$((n + 1))
   until_s "$at"
-  if [ $((n % 2)) = 1 ]; then
+  if [ "$FAULTS" = kill ] || { [ "$FAULTS" = alternate ] && [ $((n % 2)) = 1 ]; }; then
     mark "kill_$n"
     kill_nats KILL
     log "fault #$n: nats-server SIGKILLed; restarting in ${DOWN}s"
