@@ -346,9 +346,7 @@ fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), Ga
     if ts.abs_diff(now) > window.as_secs() {
         // A value a thousand times too large is a sender's most common
         // mistake (JavaScript's Date.now()); say so instead of "clock skew".
-        let hint = if ts / 1000 > now - window.as_secs() as i64
-            && ts / 1000 <= now + window.as_secs() as i64
-        {
+        let hint = if (ts / 1000).abs_diff(now) <= window.as_secs() {
             "; it looks like milliseconds: send Unix seconds"
         } else {
             ""
