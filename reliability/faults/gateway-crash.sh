@@ -71,15 +71,8 @@ done
 log "waiting for the probe (its retries may take up to ${RETRY_FOR}s)"
 wait "$probe" || true
 forget_pid "$probe"
-log "reading the stream back"
 rc=0
-"$PY" "$FAULTS_DIR/verify_stream.py" --nats "nats://127.0.0.1:$NATS_PORT" --probe "$PROBE_OUT" \
-  >"$RESULTS/$TAG.verify.json" || rc=1
-"$PY" "$FAULTS_DIR/crash_report.py" --probe "$PROBE_OUT" --marks "$MARKS" --verify "$RESULTS/$TAG.verify.json" \
-  --require missing_2xx\<=0 duplicated_msg_ids\<=0 wrong_event_id\<=0 \
-  >"$RESULTS/$TAG.report.json" || rc=1
-cp "$tmp/gateway.log" "$RESULTS/$TAG.gateway.log"
-grep -i panic "$tmp/gateway.log" | tail -n 3 >&2 || true
+verify_and_report || rc=1
 # Claims a restarted gateway took over from a killed one (lease run out),
 # and of those, signals it continued under the killed gateway's event id.
 took_over="$(grep -c 'took over an abandoned claim' "$tmp/gateway.log" || true)"

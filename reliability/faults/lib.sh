@@ -151,3 +151,22 @@ restart_nats() { start_nats "$1"; }
 
 # restart_gateway [EXTRA_TOML]: the gateway again, on the same port.
 restart_gateway() { GW_PORT_WANTED="$GW_PORT" start_gateway "$@"; }
+
+# verify_and_report [REQUIRE...]: reads the whole stream back for the probe's
+# records ($PROBE_OUT, $MARKS) into $RESULTS/$TAG.verify.json and
+# $TAG.report.json, keeps the gateway's and NATS's logs beside them, and
+# fails (status 1) on any stored signal missing, a duplicate, an answer
+# naming a wrong event id, or a failed extra REQUIRE (crash_report.py form).
+verify_and_report() {
+  local failed=0
+  log "reading the stream back"
+  "$PY" "$FAULTS_DIR/verify_stream.py" --nats "nats://127.0.0.1:$NATS_PORT" --probe "$PROBE_OUT" \
+    >"$RESULTS/$TAG.verify.json" || failed=1
+  "$PY" "$FAULTS_DIR/crash_report.py" --probe "$PROBE_OUT" --marks "$MARKS" --verify "$RESULTS/$TAG.verify.json" \
+    --require missing_2xx\<=0 duplicated_msg_ids\<=0 wrong_event_id\<=0 "$@" \
+    >"$RESULTS/$TAG.report.json" || failed=1
+  cp "$tmp/gateway.log" "$RESULTS/$TAG.gateway.log"
+  cp "$tmp/nats.log" "$RESULTS/$TAG.nats.log"
+  grep -i panic "$tmp/gateway.log" | tail -n 3 >&2 || true
+  return "$failed"
+}
