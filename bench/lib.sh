@@ -153,6 +153,7 @@ start_nats() {
 
 # --- the gateway ------------------------------------------------------------
 # start_gateway LOGNAME [VAR=value...] [-- gateway args]: sets gw_port, gw_pid.
+# Runs $gw_exe if set (compare.sh), else the copy build_all made.
 # Rate limits out of the way: the bench measures throughput, not the limiter.
 start_gateway() {
   local name="$1"
@@ -178,7 +179,7 @@ start_gateway() {
     LOG_LEVEL=warn \
     STORE_BACKEND=jetstream \
     "${envs[@]}" \
-    "$tmp/at-gateway" "${args[@]}" >"$tmp/$name.log" 2>&1 &
+    "${gw_exe:-$tmp/at-gateway}" "${args[@]}" >"$tmp/$name.log" 2>&1 &
   gw_pid=$!
   pids+=("$gw_pid")
   wait_http "http://127.0.0.1:$gw_port/readyz" "$gw_pid" "gateway ($name)" "$tmp/$name.log"

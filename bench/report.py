@@ -4,6 +4,7 @@
     report.py run FILE             the side-by-side table and the ratios
     report.py scaling FILE KEY     one scaling table, first column KEY
                                    (connections, body_bytes or sources)
+    report.py compare FILE         two builds interleaved (bench/compare.sh)
 """
 
 import json
@@ -122,9 +123,61 @@ def scaling_table(rows, key):
         )
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def compare_table(rows):
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        group = [r for r in rows if r["backend"] == backend]
+        print(f"### STORE_BACKEND={backend}")
+        print()
+        print(
+            "| round | build | accepted/s | p50 ms | p99 ms | p99.9 ms | gateway CPU µs/req "
+            "| nats-server CPU µs/req | gateway peak RSS MiB | non-2xx / errors |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in group:
+            print(
+                f"| {r['round']} | {r['target']} | {fmt(r['accepted_per_sec'])} | {ms(r['p50_ms'])} "
+                f"| {ms(r['p99_ms'])} | {ms(r['p999_ms'])} "
+                f"| {fmt(proc(r, 'server', 'cpu_us_per_accepted'))} "
+                f"| {fmt(proc(r, 'nats', 'cpu_us_per_accepted'))} "
+                f"| {fmt(mib(proc(r, 'server', 'vmhwm_kb')), '{:.1f}')} | {problems(r)} |"
+            )
+        # Ratios within a round (adjacent rows), then their median.
+        rounds = sorted({r["round"] for r in group})
+
+        def ratios(value):
+            out = []
+            for n in rounds:
+                pair = {r["target"]: r for r in group if r["round"] == n}
+                base, new = value(pair.get("base")), value(pair.get("new"))
+                if base and new is not None:
+                    out.append(new / base)
+            return out
+
+        tput = ratios(lambda r: r and r["accepted_per_sec"])
+        cpu = ratios(lambda r: r and proc(r, "server", "cpu_us_per_accepted"))
+        p99 = ratios(lambda r: r and r["p99_ms"])
+        print()
+        print(
+            f"- new/base, median of {len(tput)} rounds: accepted/s **{fmt(median(tput), '{:.2f}')}**"
+            f" ({', '.join(f'{x:.2f}' for x in tput)}); gateway CPU per request "
+            f"**{fmt(median(cpu), '{:.2f}')}**; p99 {fmt(median(p99), '{:.2f}')}"
+        )
+        print()
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "run":
         run_table(load(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "compare":
+        compare_table(load(sys.argv[2]))
     elif len(sys.argv) == 4 and sys.argv[1] == "scaling":
         scaling_table(load(sys.argv[2]), sys.argv[3])
     else:

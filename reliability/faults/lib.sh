@@ -69,11 +69,19 @@ ensure_venv() {
   fi
 }
 
+# GATEWAY_BIN: another gateway binary (a copy kept aside to compare two
+# builds); nothing is built then.
+GATEWAY_BIN="${GATEWAY_BIN:-}"
 ensure_gateway() {
+  if [ -n "$GATEWAY_BIN" ]; then
+    [ -x "$GATEWAY_BIN" ] || die "GATEWAY_BIN=$GATEWAY_BIN is not executable"
+    return 0
+  fi
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     (cd "$REPO" && cargo build --release --bin at-gateway)
   fi
   [ -x "$REPO/target/release/at-gateway" ] || die "target/release/at-gateway missing"
+  GATEWAY_BIN="$REPO/target/release/at-gateway"
 }
 
 # start_nats STORE_DIR [EXTRA_CONF]: sets NATS_PORT and NATS_PID.
@@ -96,11 +104,12 @@ start_nats() {
 }
 
 # start_gateway [EXTRA_TOML]: the release binary against our NATS; sets
+# (EXTRA_TOML defaults to $GW_TOML: extra settings for a campaign's gateway.)
 # GW_PORT, GW_PID, GW_URL. Waits for /readyz. With GW_PORT_WANTED set it
 # listens there (a restart on the same port).
 start_gateway() {
   GW_PORT="${GW_PORT_WANTED:-$(free_port)}"
-  printf '%s\n' "${1:-}" >"$tmp/gateway.toml"
+  printf '%s\n' "${1:-${GW_TOML:-}}" >"$tmp/gateway.toml"
   env -u TRADINGVIEW_TOKEN \
     HTTP_ADDR="127.0.0.1:$GW_PORT" \
     NATS_URL="nats://127.0.0.1:$NATS_PORT" \
@@ -110,7 +119,7 @@ start_gateway() {
     RATE_LIMIT_BURST=1000000 \
     LOG_LEVEL="${GW_LOG_LEVEL:-warn}" \
     STORE_BACKEND="${STORE_BACKEND:-jetstream}" \
-    "$REPO/target/release/at-gateway" --config "$tmp/gateway.toml" >>"$tmp/gateway.log" 2>&1 &
+    ${GW_WRAP:-} "${GATEWAY_BIN:-$REPO/target/release/at-gateway}" --config "$tmp/gateway.toml" >>"$tmp/gateway.log" 2>&1 &
   GW_PID=$!
   pids+=("$GW_PID")
   GW_URL="http://127.0.0.1:$GW_PORT"
