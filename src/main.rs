@@ -8,6 +8,10 @@ use at_gateway::cli::{self, CliError};
 use at_gateway::{telemetry, Application, Settings};
 use clap::{Parser, Subcommand};
 
+/// See Cargo.toml for why not glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "at-gateway",

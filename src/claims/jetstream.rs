@@ -14,8 +14,9 @@
 //! - Entries expire with the bucket's `max_age` (nats-server 2.9 has no
 //!   per-key TTL): twice the replay window for nonces, the idempotency TTL
 //!   for keys. `history = 1`: only the latest state is kept.
-//! - A moka cache of *done* keys sits in front, so a repeat seen by this
-//!   process is answered without a round trip; it never replaces the bucket.
+//! - A moka cache of *done* keys read from the bucket sits in front, so
+//!   further repeats of a key are answered without a round trip; it never
+//!   replaces the bucket.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -111,6 +112,8 @@ pub async fn ensure_bucket(js: &jetstream::Context, spec: &BucketSpec) -> Result
 /// connection.
 pub struct KvStore<V> {
     js: jetstream::Context,
+    /// `js`'s client, kept: `Context::client()` clones it on every call.
+    client: async_nats::Client,
     bucket: String,
     handle: OnceCell<kv::Store>,
     lease: Duration,
@@ -160,6 +163,7 @@ where
         done: Arc<Cache<String, V>>,
     ) -> Arc<Self> {
         Arc::new(KvStore {
+            client: js.client(),
             js,
             bucket,
             handle: OnceCell::new(),
@@ -193,7 +197,7 @@ where
     /// Fails fast while this worker's connection is down: a write queued in
     /// a disconnected client would land later, after its request failed.
     fn check_connected(&self) -> Result<(), StoreError> {
-        match self.js.client().connection_state() {
+        match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
             _ => Err(StoreError("key-value store: NATS disconnected".into())),
         }
@@ -338,7 +342,9 @@ where
                 }
                 Err(e) => return Err(unavailable("commit", e)),
             }
-            self.done.insert(key.to_owned(), value);
+            // Not put in the cache of done keys here: repeats are rare, and
+            // an insert on every request costs more than the bucket read a
+            // repeat pays once (the read fills the cache).
             Ok(())
         }
         .boxed()

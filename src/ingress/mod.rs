@@ -41,14 +41,17 @@ pub struct WorkerState {
 /// to [`request::hold_unfinished`], so a body nobody reads cannot keep its
 /// connection open after the answer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Custom sources first: each dynamic pattern is a regex match, and
+    // `/webhooks/{source}` cannot match the three segments of a TradingView
+    // path, so the order changes nothing but the work per request.
     cfg.service(
-        web::resource("/webhooks/tradingview/{source}")
-            .route(web::post().to(tradingview_webhook))
+        web::resource("/webhooks/{source}")
+            .route(web::post().to(webhook))
             .default_service(refuse_other_methods("POST")),
     )
     .service(
-        web::resource("/webhooks/{source}")
-            .route(web::post().to(webhook))
+        web::resource("/webhooks/tradingview/{source}")
+            .route(web::post().to(tradingview_webhook))
             .default_service(refuse_other_methods("POST")),
     )
     // HEAD too: load balancers and uptime checkers often probe with it
