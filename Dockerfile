@@ -3,6 +3,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# async-nats with a fix not yet released upstream ([patch.crates-io]).
+COPY vendor ./vendor
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && mkdir config && touch config/default.toml \
     && cargo build --release --locked --bin at-gateway || true

@@ -5,8 +5,12 @@
 #
 #   BASE_BIN=/tmp/at-gateway-before bash bench/compare.sh
 #
+#   BASE_BIN=target/release/at-gateway BUILD=0 NEW_ENV="LOG_LEVEL=info" bash bench/compare.sh
+#
 # Knobs: BASE_BIN (required: a copy of the binary before the change),
-# NEW_BIN (target/release/at-gateway, built unless BUILD=0), ROUNDS (3),
+# NEW_BIN (target/release/at-gateway, built unless BUILD=0), BASE_ENV and
+# NEW_ENV (extra VAR=value settings for one side, space-separated: compares
+# two configurations of one build), ROUNDS (3),
 # BACKENDS ("jetstream memory"), CONNECTIONS (64), DURATION (10), WARMUP (2).
 # Output: one table per backend and the median ratio new/base of accepted/s
 # and of gateway CPU per request; bench/results/compare.md.
@@ -34,8 +38,13 @@ results="$tmp/results.json"
 for backend in $BACKENDS; do
   for round in $(seq 1 "$ROUNDS"); do
     for build in base new; do
-      if [ "$build" = base ]; then gw_exe="$tmp/at-gateway-base"; else gw_exe="$tmp/at-gateway"; fi
-      start_gateway "$build-$backend" STORE_BACKEND="$backend"
+      if [ "$build" = base ]; then
+        gw_exe="$tmp/at-gateway-base" extra="${BASE_ENV:-}"
+      else
+        gw_exe="$tmp/at-gateway" extra="${NEW_ENV:-}"
+      fi
+      # shellcheck disable=SC2086 # extra is a list of VAR=value words
+      start_gateway "$build-$backend" STORE_BACKEND="$backend" $extra
       load "$build" "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid" |
         python3 -c 'import json,sys; r=json.load(sys.stdin); r["backend"]=sys.argv[1]; r["round"]=int(sys.argv[2]); print(json.dumps(r))' \
           "$backend" "$round" >>"$results"
@@ -48,6 +57,6 @@ done
 mkdir -p bench/results
 {
   python3 bench/report.py compare "$results"
-  echo "- base: $BASE_BIN; new: ${NEW_BIN:-target/release/at-gateway}; $CONNECTIONS connections, ${DURATION} s measured per row"
+  echo "- base: $BASE_BIN ${BASE_ENV:-}; new: ${NEW_BIN:-target/release/at-gateway} ${NEW_ENV:-}; $CONNECTIONS connections, ${DURATION} s measured per row"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/compare.md
