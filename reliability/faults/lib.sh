@@ -103,10 +103,11 @@ start_nats() {
   die "nats-server not listening after 10 s"
 }
 
-# start_gateway [EXTRA_TOML]: the release binary against our NATS; sets
-# (EXTRA_TOML defaults to $GW_TOML: extra settings for a campaign's gateway.)
-# GW_PORT, GW_PID, GW_URL. Waits for /readyz. With GW_PORT_WANTED set it
-# listens there (a restart on the same port).
+# start_gateway [EXTRA_TOML]: the release binary (or $GATEWAY_BIN) against our
+# NATS; sets GW_PORT, GW_PID, GW_URL. Waits for /readyz. EXTRA_TOML defaults
+# to $GW_TOML (extra settings for a campaign's gateway). With GW_PORT_WANTED
+# set it listens there (a restart on the same port). GW_WRAP: a command put in
+# front of the binary (e.g. "heaptrack -o FILE"; GW_PID is then the wrapper's).
 start_gateway() {
   GW_PORT="${GW_PORT_WANTED:-$(free_port)}"
   printf '%s\n' "${1:-${GW_TOML:-}}" >"$tmp/gateway.toml"
