@@ -34,30 +34,17 @@ KILLS="${KILLS:-8 14 20 26 32 38 44 50}"
 DOWN="${DOWN:-1}"
 RETRY_FOR="${RETRY_FOR:-90}"
 TAG="${TAG:-gateway-crash}"
-RESULTS="$FAULTS_DIR/results"
-mkdir -p "$RESULTS"
-ensure_venv
-ensure_gateway
-export FAULTS_SECRET="$SECRET"
+setup_campaign
 
 start_nats "$tmp/js"
 start_gateway
 log "nats-server on $NATS_PORT, gateway on $GW_PORT; ${RATE} req/s for ${DURATION}s, retrying for ${RETRY_FOR}s; SIGKILL at: $KILLS"
-MARKS="$RESULTS/$TAG.marks.jsonl"
-PROBE_OUT="$RESULTS/$TAG.probe.jsonl"
-: >"$MARKS"
-: >"$PROBE_OUT"
-"$PY" "$FAULTS_DIR/probe.py" --url "$GW_URL/webhooks/alpha" --rate "$RATE" --duration "$DURATION" \
-  --timeout 30 --retry-for "$RETRY_FOR" --prefix "$TAG-$$" --out "$PROBE_OUT" &
-probe=$!
-pids+=("$probe")
-t_start="$(date +%s.%N)"
+start_probe --timeout 30 --retry-for "$RETRY_FOR"
 
 n=0
 for at in $KILLS; do
   n=$((n + 1))
-  now="$(date +%s.%N)"
-  sleep "$(awk -v a="$at" -v s="$t_start" -v n="$now" 'BEGIN { w = s + a - n; print (w > 0 ? w : 0) }')"
+  until_s "$at"
   kill -KILL "$GW_PID"
   mark "kill_$n"
   { wait "$GW_PID" || true; } 2>/dev/null

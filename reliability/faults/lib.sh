@@ -162,6 +162,40 @@ restart_nats() { start_nats "$1"; }
 # restart_gateway [EXTRA_TOML]: the gateway again, on the same port.
 restart_gateway() { GW_PORT_WANTED="$GW_PORT" start_gateway "$@"; }
 
+# setup_campaign: the results directory ($RESULTS), the probe's venv, the
+# gateway binary, and the probe's signing secret. For the campaigns that
+# drive one gateway with probe.py (nats-crash, gateway-crash, shutdown, soak).
+setup_campaign() {
+  RESULTS="$FAULTS_DIR/results"
+  mkdir -p "$RESULTS"
+  ensure_venv
+  ensure_gateway
+  export FAULTS_SECRET="$SECRET"
+}
+
+# start_probe [PROBE_ARGS...]: probe.py against the gateway at $RATE for
+# $DURATION s, recording into $MARKS and $PROBE_OUT ($RESULTS/$TAG.*, both
+# emptied); sets `probe` (its pid) and `t_start` (the clock of until_s).
+start_probe() {
+  MARKS="$RESULTS/$TAG.marks.jsonl"
+  PROBE_OUT="$RESULTS/$TAG.probe.jsonl"
+  : >"$MARKS"
+  : >"$PROBE_OUT"
+  "$PY" "$FAULTS_DIR/probe.py" --url "$GW_URL/webhooks/alpha" --rate "$RATE" --duration "$DURATION" \
+    --prefix "$TAG-$$" --out "$PROBE_OUT" "$@" &
+  probe=$!
+  pids+=("$probe")
+  t_start="$(date +%s.%N)"
+}
+
+# until_s SECONDS: sleeps until SECONDS after the probe started (at once if
+# that has passed).
+until_s() {
+  local now
+  now="$(date +%s.%N)"
+  sleep "$(awk -v a="$1" -v s="$t_start" -v n="$now" 'BEGIN { w = s + a - n; print (w > 0 ? w : 0) }')"
+}
+
 # verify_and_report [REQUIRE...]: reads the whole stream back for the probe's
 # records ($PROBE_OUT, $MARKS) into $RESULTS/$TAG.verify.json and
 # $TAG.report.json, keeps the gateway's and NATS's logs beside them, and

@@ -24,32 +24,18 @@ RATE="${RATE:-20}"
 KILLS="${KILLS:-15 40}"
 DOWN="${DOWN:-2}"
 TAG="${TAG:-nats-crash}"
-RESULTS="$FAULTS_DIR/results"
-mkdir -p "$RESULTS"
-ensure_venv
-ensure_gateway
-export FAULTS_SECRET="$SECRET"
+setup_campaign
 
 STORE="$tmp/js"
 start_nats "$STORE"
 start_gateway
 log "nats-server on $NATS_PORT, gateway on $GW_PORT; ${RATE} req/s for ${DURATION}s; SIGKILL at: $KILLS"
-MARKS="$RESULTS/$TAG.marks.jsonl"
-PROBE_OUT="$RESULTS/$TAG.probe.jsonl"
-: >"$MARKS"
-: >"$PROBE_OUT"
-"$PY" "$FAULTS_DIR/probe.py" --url "$GW_URL/webhooks/alpha" --rate "$RATE" --duration "$DURATION" \
-  --timeout 60 --prefix "$TAG-$$" --pid "$GW_PID" --out "$PROBE_OUT" &
-probe=$!
-pids+=("$probe")
-t_start="$(date +%s.%N)"
+start_probe --timeout 60 --pid "$GW_PID"
 
 n=0
 for at in $KILLS; do
   n=$((n + 1))
-  now="$(date +%s.%N)"
-  wait_s="$(awk -v a="$at" -v s="$t_start" -v n="$now" 'BEGIN { w = s + a - n; print (w > 0 ? w : 0) }')"
-  sleep "$wait_s"
+  until_s "$at"
   mark "kill_$n"
   kill_nats KILL
   log "nats-server SIGKILLed (#$n); restarting in ${DOWN}s on the same port and store"

@@ -41,29 +41,12 @@ RESUME="${RESUME:-2}"
 RETRY_FOR="${RETRY_FOR:-60}"
 EXIT_BOUND="${EXIT_BOUND:-10}"
 TAG="${TAG:-shutdown}"
-RESULTS="$FAULTS_DIR/results"
-mkdir -p "$RESULTS"
-ensure_venv
-ensure_gateway
-export FAULTS_SECRET="$SECRET"
+setup_campaign
 
 start_nats "$tmp/js"
 start_gateway
 log "nats-server on $NATS_PORT, gateway on $GW_PORT; ${RATE} req/s for ${DURATION}s; SIGTERM at ${T1}s and ${T2}s (NATS stalled)"
-MARKS="$RESULTS/$TAG.marks.jsonl"
-PROBE_OUT="$RESULTS/$TAG.probe.jsonl"
-: >"$MARKS"
-: >"$PROBE_OUT"
-"$PY" "$FAULTS_DIR/probe.py" --url "$GW_URL/webhooks/alpha" --rate "$RATE" --duration "$DURATION" \
-  --timeout 30 --retry-for "$RETRY_FOR" --prefix "$TAG-$$" --out "$PROBE_OUT" &
-probe=$!
-pids+=("$probe")
-t_start="$(date +%s.%N)"
-until_s() {
-  local now
-  now="$(date +%s.%N)"
-  sleep "$(awk -v a="$1" -v s="$t_start" -v n="$now" 'BEGIN { w = s + a - n; print (w > 0 ? w : 0) }')"
-}
+start_probe --timeout 30 --retry-for "$RETRY_FOR"
 
 exit_codes=()
 # sigterm N: SIGTERM, wait for the exit (bounded), restart on the same port.

@@ -33,31 +33,13 @@ RSS_SLACK_MIB="${RSS_SLACK_MIB:-32}"
 FAULTS="${FAULTS:-alternate}"
 case "$FAULTS" in alternate | kill | pause) ;; *) die "FAULTS must be alternate, kill or pause" ;; esac
 TAG="${TAG:-soak}"
-RESULTS="$FAULTS_DIR/results"
-mkdir -p "$RESULTS"
-ensure_venv
-ensure_gateway
-export FAULTS_SECRET="$SECRET"
+setup_campaign
 
 STORE="$tmp/js"
 start_nats "$STORE"
 start_gateway
 log "nats-server on $NATS_PORT, gateway on $GW_PORT; ${RATE} req/s for ${DURATION}s; a NATS fault every ${EVERY}s"
-MARKS="$RESULTS/$TAG.marks.jsonl"
-PROBE_OUT="$RESULTS/$TAG.probe.jsonl"
-: >"$MARKS"
-: >"$PROBE_OUT"
-"$PY" "$FAULTS_DIR/probe.py" --url "$GW_URL/webhooks/alpha" --rate "$RATE" --duration "$DURATION" \
-  --timeout 30 --retry-for "$RETRY_FOR" --prefix "$TAG-$$" --pid "$GW_PID" --rss-every 5 \
-  --out "$PROBE_OUT" &
-probe=$!
-pids+=("$probe")
-t_start="$(date +%s.%N)"
-until_s() {
-  local now
-  now="$(date +%s.%N)"
-  sleep "$(awk -v a="$1" -v s="$t_start" -v n="$now" 'BEGIN { w = s + a - n; print (w > 0 ? w : 0) }')"
-}
+start_probe --timeout 30 --retry-for "$RETRY_FOR" --pid "$GW_PID" --rss-every 5
 
 n=0
 at="$EVERY"
