@@ -53,6 +53,23 @@ async fn leave_crash_behind(nats_url: &str, key: &str, event_id: EventId) {
     kv.put(bucket_key, entry.to_string().into()).await.unwrap();
 }
 
+/// The caller's retry of `BODY` under `key`: fresh nonce and signature.
+async fn retry(base: &str, key: &str) -> (u16, serde_json::Value) {
+    let s = sign(BODY);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/alpha"))
+        .header("Content-Type", "application/json")
+        .header("X-Timestamp", &s.timestamp)
+        .header("X-Nonce", &s.nonce)
+        .header("X-Signature", &s.signature)
+        .header("Idempotency-Key", key)
+        .body(s.body.clone())
+        .send()
+        .await
+        .unwrap();
+    json_body(resp).await
+}
+
 #[actix_rt::test]
 async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_event_id() {
     let nats = NatsServer::start();
@@ -60,20 +77,8 @@ async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_eve
     let crashed = EventId(uuid::Uuid::now_v7());
     leave_crash_behind(&nats.url(), "crash-1", crashed).await;
 
-    // The caller's retry: same key and body, fresh nonce and signature.
-    let s = sign(BODY);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/alpha", gw.base))
-        .header("Content-Type", "application/json")
-        .header("X-Timestamp", &s.timestamp)
-        .header("X-Nonce", &s.nonce)
-        .header("X-Signature", &s.signature)
-        .header("Idempotency-Key", "crash-1")
-        .body(s.body.clone())
-        .send()
-        .await
-        .unwrap();
-    let (status, answer) = json_body(resp).await;
+    // The caller's retry: same key and body.
+    let (status, answer) = retry(&gw.base, "crash-1").await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(
         answer["event_id"],
@@ -104,19 +109,7 @@ async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_eve
     );
 
     // And a further retry is a plain duplicate of that same signal.
-    let s = sign(BODY);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/alpha", gw.base))
-        .header("Content-Type", "application/json")
-        .header("X-Timestamp", &s.timestamp)
-        .header("X-Nonce", &s.nonce)
-        .header("X-Signature", &s.signature)
-        .header("Idempotency-Key", "crash-1")
-        .body(s.body.clone())
-        .send()
-        .await
-        .unwrap();
-    let (status, answer) = json_body(resp).await;
+    let (status, answer) = retry(&gw.base, "crash-1").await;
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["code"], "duplicate");
     assert_eq!(answer["event_id"], crashed.to_string());
