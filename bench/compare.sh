@@ -11,7 +11,8 @@
 # NEW_BIN (target/release/at-gateway, built unless BUILD=0), BASE_ENV and
 # NEW_ENV (extra VAR=value settings for one side, space-separated: compares
 # two configurations of one build), ROUNDS (3),
-# BACKENDS ("jetstream memory"), CONNECTIONS (64), DURATION (10), WARMUP (2).
+# BACKENDS ("jetstream memory"), FRESH_NATS (0), CONNECTIONS (64),
+# DURATION (10), WARMUP (2).
 # Output: one table per backend and the median ratio new/base of accepted/s
 # and of gateway CPU per request; bench/results/compare.md.
 set -euo pipefail
@@ -22,6 +23,10 @@ DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 ROUNDS="${ROUNDS:-3}"
 BACKENDS="${BACKENDS:-jetstream memory}"
+# FRESH_NATS=1: a new nats-server with an empty store for every row, for a
+# change to how the streams or buckets are configured (a bucket keeps the
+# configuration of the build that created it).
+FRESH_NATS="${FRESH_NATS:-0}"
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -42,6 +47,11 @@ for backend in $BACKENDS; do
         gw_exe="$tmp/at-gateway-base" extra="${BASE_ENV:-}"
       else
         gw_exe="$tmp/at-gateway" extra="${NEW_ENV:-}"
+      fi
+      if [ "$FRESH_NATS" = 1 ]; then
+        stop "$nats_pid"
+        rm -rf "$tmp/jetstream"
+        start_nats
       fi
       # shellcheck disable=SC2086 # extra is a list of VAR=value words
       start_gateway "$build-$backend" STORE_BACKEND="$backend" $extra

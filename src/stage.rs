@@ -1,11 +1,23 @@
 //! What every stage actor shares: how it is called on the hot path and how
 //! it survives a panic.
 //!
-//! Calls use `send` with a timeout, never `do_send` (which ignores the
-//! mailbox bound): a full mailbox makes `send` wait, and the timeout turns
-//! that wait into a 503 instead of an unbounded queue. A handler that panics
-//! answers its request with 503, stops the actor, and its `Supervisor`
-//! restarts it; queued messages are then served by the restarted actor.
+//! Calls use `send`, never `do_send` (which ignores the mailbox bound): a
+//! full mailbox makes `send` wait. How that wait is bounded depends on the
+//! stage:
+//! - A stage that answers synchronously (rate limiter, normalizer,
+//!   publisher) is called with [`call`], without a timer of its own: it runs
+//!   on the request's worker thread and answers as soon as it is polled, and
+//!   the request's one deadline (reception's ack cap, counted from arrival)
+//!   turns a wait for mailbox room into a 503. A timer per hop cost a
+//!   timer-wheel registration each, for a wait that is never long.
+//! - A stage that waits on NATS (the authenticator claims the nonce in a
+//!   JetStream bucket) is called with [`call_within`] and [`STAGE_TIMEOUT`],
+//!   so that while NATS stalls a request gets its 503 in half a second
+//!   instead of at its ack cap.
+//!
+//! A handler that panics answers its request with 503, stops the actor, and
+//! its `Supervisor` restarts it; queued messages are then served by the
+//! restarted actor.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -15,16 +27,18 @@ use actix::prelude::*;
 
 use crate::error::GatewayError;
 
-/// How long a request waits for a stage to take and answer its message.
-/// Stages answer in microseconds; reaching this means the mailbox is full
-/// or the actor is restarting, and the request gets 503.
+/// How long a request waits for a stage that waits on NATS (the
+/// authenticator's nonce claim). Reaching it means NATS is stalled (or the
+/// mailbox full), and the request gets 503 `stage_unavailable`.
 pub const STAGE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Mailbox capacity of each per-worker stage actor. Requests beyond it wait
-/// (up to `STAGE_TIMEOUT`) for room, then get 503.
+/// for room, within their bound.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
-/// Sends `msg` to a stage and maps every mailbox failure to 503.
+/// Sends `msg` to a stage that answers synchronously and maps every mailbox
+/// failure (the actor stopped and is being restarted) to 503. The caller's
+/// deadline bounds the wait.
 pub async fn call<A, M, T>(addr: &Addr<A>, msg: M, stage: &'static str) -> Result<T, GatewayError>
 where
     A: Actor + Handler<M>,
@@ -32,11 +46,10 @@ where
     M: Message<Result = Result<T, GatewayError>> + Send + 'static,
     T: Send + 'static,
 {
-    call_within(addr, msg, stage, STAGE_TIMEOUT).await
+    answer(addr.send(msg).await, stage)
 }
 
-/// [`call`] with its own bound, for a stage whose answer takes longer
-/// (reception waits for JetStream).
+/// [`call`] with its own bound, for a stage whose answer waits on NATS.
 pub async fn call_within<A, M, T>(
     addr: &Addr<A>,
     msg: M,
@@ -49,13 +62,17 @@ where
     M: Message<Result = Result<T, GatewayError>> + Send + 'static,
     T: Send + 'static,
 {
-    match addr.send(msg).timeout(bound).await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::warn!(stage, error = %e, "stage did not answer");
-            Err(GatewayError::stage_unavailable(stage))
-        }
-    }
+    answer(addr.send(msg).timeout(bound).await, stage)
+}
+
+fn answer<T>(
+    sent: Result<Result<T, GatewayError>, MailboxError>,
+    stage: &'static str,
+) -> Result<T, GatewayError> {
+    sent.unwrap_or_else(|e| {
+        tracing::warn!(stage, error = %e, "stage did not answer");
+        Err(GatewayError::stage_unavailable(stage))
+    })
 }
 
 /// Runs a handler body; a panic becomes a 503 for this request and a

@@ -140,6 +140,18 @@ fn served_routes() -> Vec<Route> {
         });
         rest = after;
     }
+    // `/webhooks/…` is one scope split by hand (`ingress::webhook_path`).
+    assert!(
+        body.contains("web::scope(\"/webhooks\").default_service(web::to(webhook))"),
+        "the webhook scope is registered"
+    );
+    for path in at_gateway::ingress::WEBHOOK_ROUTES {
+        routes.push(Route {
+            path: path.to_string(),
+            methods: BTreeSet::from(["post".to_string()]),
+            json_405: true,
+        });
+    }
     assert!(
         body.contains(".default_service(web::to(not_found))"),
         "unknown paths must answer the documented 404"

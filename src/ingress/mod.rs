@@ -37,71 +37,72 @@ pub struct WorkerState {
     pub lanes: Arc<crate::lanes::Lanes>,
 }
 
+/// The paths [`webhook`] serves under the `/webhooks` scope, POST only
+/// (any other method: 405); the OpenAPI test reads them from here.
+pub const WEBHOOK_ROUTES: [&str; 2] = ["/webhooks/{source}", "/webhooks/tradingview/{source}"];
+
 /// Registers every route. Every handler either reads the body or hands it
 /// to [`request::hold_unfinished`], so a body nobody reads cannot keep its
 /// connection open after the answer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // Custom sources first: each dynamic pattern is a regex match, and
-    // `/webhooks/{source}` cannot match the three segments of a TradingView
-    // path, so the order changes nothing but the work per request.
-    cfg.service(
-        web::resource("/webhooks/{source}")
-            .route(web::post().to(webhook))
-            .default_service(refuse_other_methods("POST")),
-    )
-    .service(
-        web::resource("/webhooks/tradingview/{source}")
-            .route(web::post().to(tradingview_webhook))
-            .default_service(refuse_other_methods("POST")),
-    )
-    // HEAD too: load balancers and uptime checkers often probe with it
-    // (actix-http sends the headers of the GET answer without its body).
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .route(web::head().to(healthz))
-            .default_service(refuse_other_methods("GET, HEAD")),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(readyz))
-            .route(web::head().to(readyz))
-            .default_service(refuse_other_methods("GET, HEAD")),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics_text))
-            .default_service(refuse_other_methods("GET")),
-    )
-    .default_service(web::to(not_found));
+    // `/webhooks/…` is matched by a static prefix and split by hand
+    // (`webhook_path`): a `{source}` pattern is a regex match per request.
+    cfg.service(web::scope("/webhooks").default_service(web::to(webhook)))
+        // HEAD too: load balancers and uptime checkers often probe with it
+        // (actix-http sends the headers of the GET answer without its body).
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .route(web::head().to(healthz))
+                .default_service(refuse_other_methods("GET, HEAD")),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .route(web::head().to(readyz))
+                .default_service(refuse_other_methods("GET, HEAD")),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics_text))
+                .default_service(refuse_other_methods("GET")),
+        )
+        .default_service(web::to(not_found));
 }
 
 /// `POST /webhooks/{source}`: the source's kind decides how it authenticates
 /// (`/webhooks/tradingview` is the source named `tradingview`).
+/// `POST /webhooks/tradingview/{source}`: a second (third, …) TradingView
+/// source. Any other path under `/webhooks` is 404, any other method 405.
 async fn webhook(
     req: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
-    handle(req, path.into_inner(), None, payload, state).await
+    let Some((source, required_kind)) = webhook_path(req.match_info().unprocessed()) else {
+        return not_found(req, payload).await;
+    };
+    if req.method() != actix_web::http::Method::POST {
+        request::hold_unfinished(&req, payload);
+        return GatewayError::MethodNotAllowed { allow: "POST" }.to_response(&CorrId::generate());
+    }
+    let source = source.to_owned();
+    handle(req, source, required_kind, payload, state).await
 }
 
-/// `POST /webhooks/tradingview/{source}`: a second (third, …) TradingView source.
-async fn tradingview_webhook(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<WorkerState>,
-) -> HttpResponse {
-    handle(
-        req,
-        path.into_inner(),
-        Some(SourceKind::Tradingview),
-        payload,
-        state,
-    )
-    .await
+/// The source named by the path after `/webhooks`, and the kind its route
+/// requires: `/{source}` (any kind) or `/tradingview/{source}` (TradingView).
+/// A segment is one or more characters other than `/`, as in a `{source}`
+/// route pattern.
+fn webhook_path(tail: &str) -> Option<(&str, Option<SourceKind>)> {
+    let rest = tail.strip_prefix('/')?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some((rest, None)),
+        Some(("tradingview", source)) if !source.is_empty() && !source.contains('/') => {
+            Some((source, Some(SourceKind::Tradingview)))
+        }
+        _ => None,
+    }
 }
 
 async fn handle(
@@ -208,10 +209,9 @@ async fn receive(
         body,
         started,
     };
-    // Reception enforces the source's acknowledgement cap itself; this bound
-    // only guards against a reception that never answers.
-    let bound = source.ack_wait + crate::stage::STAGE_TIMEOUT;
-    crate::stage::call_within(&state.reception, msg, "reception", bound).await
+    // Reception enforces the source's acknowledgement cap, counted from
+    // `started`, around everything it does: the request's one deadline.
+    crate::stage::call(&state.reception, msg, "reception").await
 }
 
 /// Answers, counts and logs one webhook.
@@ -338,4 +338,41 @@ fn refuse_other_methods(allow: &'static str) -> actix_web::Route {
         request::hold_unfinished(&req, payload);
         GatewayError::MethodNotAllowed { allow }.to_response(&CorrId::generate())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_paths_split_like_the_route_patterns() {
+        // Each documented route reaches `handle` with the right kind.
+        let [custom, tradingview] = WEBHOOK_ROUTES.map(|r| {
+            let path = r.replace("{source}", "desk-1");
+            webhook_path(&path["/webhooks".len()..]).map(|(s, k)| (s.to_owned(), k))
+        });
+        assert_eq!(custom, Some(("desk-1".into(), None)));
+        assert_eq!(
+            tradingview,
+            Some(("desk-1".into(), Some(SourceKind::Tradingview)))
+        );
+        assert_eq!(webhook_path("/alpha"), Some(("alpha", None)));
+        assert_eq!(webhook_path("/tradingview"), Some(("tradingview", None)));
+        assert_eq!(
+            webhook_path("/tradingview/desk-2"),
+            Some(("desk-2", Some(SourceKind::Tradingview)))
+        );
+        for unrouted in [
+            "",
+            "/",
+            "/alpha/",
+            "/alpha/beta",
+            "/tradingview/",
+            "/tradingview/desk/",
+            "/tradingview/desk/x",
+            "alpha",
+        ] {
+            assert_eq!(webhook_path(unrouted), None, "{unrouted:?}");
+        }
+    }
 }

@@ -117,21 +117,25 @@ impl Handler<Receive> for Reception {
                      (the signal may still be stored, and a retry will not duplicate it)",
                 )
             };
-            // Until the publisher has the messages, dropping this future (on
-            // timeout) releases the nonce and the key: nothing was published.
-            let prepared =
-                tokio::time::timeout_at(deadline, prepare(&stages, &idempotency, &nats, msg))
-                    .await
-                    .map_err(|_| timed_out())??;
+            // One timer bounds the whole request. Until the publisher has the
+            // messages, dropping the future (on timeout) releases the nonce and
+            // the key: nothing was published. After that, the claims follow the
+            // delivery (see `prepare`), whether or not the request still waits.
+            let answered = tokio::time::timeout_at(deadline, async {
+                let mut prepared = prepare(&stages, &idempotency, &nats, msg).await?;
+                let delivered = (&mut prepared.delivery).await;
+                Ok::<_, GatewayError>((prepared, delivered))
+            });
+            let (prepared, delivered) = answered.await.map_err(|_| timed_out())??;
             let Prepared {
-                delivery,
                 event_id,
                 instrument,
                 key_id,
                 rejected,
+                ..
             } = prepared;
-            match tokio::time::timeout_at(deadline, delivery).await {
-                Ok(Ok(Ok(()))) => match rejected {
+            match delivered {
+                Ok(Ok(())) => match rejected {
                     None => Ok(Accepted {
                         event_id,
                         instrument,
@@ -139,12 +143,11 @@ impl Handler<Receive> for Reception {
                     }),
                     Some(reasons) => Err(GatewayError::Unprocessable { reasons, event_id }),
                 },
-                Ok(Ok(Err(Undelivered::TooLarge(_)))) => Err(GatewayError::TooLargeForStream),
-                Ok(_) => Err(GatewayError::unavailable(
+                Ok(Err(Undelivered::TooLarge(_))) => Err(GatewayError::TooLargeForStream),
+                Err(_) | Ok(Err(_)) => Err(GatewayError::unavailable(
                     "nats_unavailable",
                     "NATS JetStream is unavailable; the signal was not stored, retry later",
                 )),
-                Err(_) => Err(timed_out()),
             }
         })
     }
@@ -168,7 +171,7 @@ async fn prepare(
     msg: Receive,
 ) -> Result<Prepared, GatewayError> {
     let source = msg.source.clone();
-    let auth = stage::call(
+    let auth = stage::call_within(
         &stages.authenticator,
         Authenticate {
             source: source.clone(),
@@ -177,6 +180,7 @@ async fn prepare(
             body: msg.body,
         },
         "authenticator",
+        stage::STAGE_TIMEOUT,
     )
     .await?;
     let Admitted(mut auth) = stage::call(&stages.rate_limiter, Admit(auth), "rate_limiter").await?;

@@ -230,8 +230,16 @@ async fn deliver(
         }
         for (i, ack, sent) in in_flight {
             let subject = &messages[i].subject;
-            let wait = ack_timeout.min(deadline.saturating_duration_since(Instant::now()));
-            match tokio::time::timeout(wait, ack.into_future()).await {
+            // The ack future times out by itself after `ack_timeout` (the
+            // context's timeout, see `connection::jetstream`); a timer of our
+            // own is only needed when the window ends sooner.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let acked = if remaining >= ack_timeout {
+                Ok(ack.await)
+            } else {
+                tokio::time::timeout(remaining, ack.into_future()).await
+            };
+            match acked {
                 Ok(Ok(ack)) => {
                     health.ack_ok();
                     count(subject, if ack.duplicate { "duplicate" } else { "ok" });
