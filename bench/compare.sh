@@ -11,8 +11,8 @@
 # NEW_BIN (target/release/at-gateway, built unless BUILD=0), BASE_ENV and
 # NEW_ENV (extra VAR=value settings for one side, space-separated: compares
 # two configurations of one build), ROUNDS (3),
-# BACKENDS ("jetstream memory"), FRESH_NATS (0), CONNECTIONS (64),
-# DURATION (10), WARMUP (2).
+# BACKENDS ("jetstream memory"), FRESH_NATS (0), RATE (closed loop),
+# CONNECTIONS (64), DURATION (10), WARMUP (2).
 # Output: one table per backend and the median ratio new/base of accepted/s
 # and of gateway CPU per request; bench/results/compare.md.
 set -euo pipefail
@@ -27,6 +27,9 @@ BACKENDS="${BACKENDS:-jetstream memory}"
 # change to how the streams or buckets are configured (a bucket keeps the
 # configuration of the build that created it).
 FRESH_NATS="${FRESH_NATS:-0}"
+# RATE=N: open loop at N requests/s (latency without coordinated omission)
+# instead of closed loop; give it enough CONNECTIONS (run.sh uses 256).
+RATE="${RATE:-}"
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -55,7 +58,8 @@ for backend in $BACKENDS; do
       fi
       # shellcheck disable=SC2086 # extra is a list of VAR=value words
       start_gateway "$build-$backend" STORE_BACKEND="$backend" $extra
-      load "$build" "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid" |
+      # shellcheck disable=SC2086 # RATE, when set, adds two words
+      load "$build" "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid" ${RATE:+--rate "$RATE"} |
         python3 -c 'import json,sys; r=json.load(sys.stdin); r["backend"]=sys.argv[1]; r["round"]=int(sys.argv[2]); print(json.dumps(r))' \
           "$backend" "$round" >>"$results"
       gateway_log_check "$build-$backend"
@@ -64,9 +68,11 @@ for backend in $BACKENDS; do
   done
 done
 
+fresh_note=""
+[ "$FRESH_NATS" != 1 ] || fresh_note=", a fresh nats-server per row"
 mkdir -p bench/results
 {
   python3 bench/report.py compare "$results"
-  echo "- base: $BASE_BIN ${BASE_ENV:-}; new: ${NEW_BIN:-target/release/at-gateway} ${NEW_ENV:-}; $CONNECTIONS connections, ${DURATION} s measured per row"
+  echo "- base: $BASE_BIN ${BASE_ENV:-}; new: ${NEW_BIN:-target/release/at-gateway} ${NEW_ENV:-}; ${RATE:+open loop at $RATE/s, }$CONNECTIONS connections, ${DURATION} s measured per row$fresh_note"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/compare.md

@@ -22,7 +22,7 @@ KERNEL = [
 ]
 KERNEL_OTHER = "kernel: other (syscall entry, page faults, copies, timers)"
 USER = [
-    ("memory allocation (glibc malloc/free)", r"malloc|_int_free|cfree|realloc|unlink_chunk|consolidate|tcache|__libc_calloc|alloc::alloc::|__rust_(alloc|dealloc|realloc)"),
+    ("memory allocation (mimalloc; glibc malloc/free)", r"(?<![A-Za-z0-9])_?mi_|malloc|_int_free|cfree|realloc|unlink_chunk|consolidate|tcache|__libc_calloc|alloc::alloc::|__rust_(alloc|dealloc|realloc)"),
     ("memory copies and compares (memcpy/memmove/memcmp)", r"memcpy|memmove|memset|memcmp|bcmp"),
     ("HMAC / SHA-256", r"sha2::|hmac::|sha256|digest::|Sha256"),
     ("JSON (serde_json, serde)", r"serde_json|serde::|indexmap"),

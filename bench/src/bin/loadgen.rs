@@ -61,9 +61,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closed loop: requests signed per second of warm-up + duration, unless
 /// `--expected-rps` says otherwise: above what any target reaches on the
-/// 2-core bench machine (bare: 58-83k/s). Capped by --requests-max; if the
+/// 2-core bench machine (bare: 58-128k/s). Capped by --requests-max; if the
 /// pool runs out the run stops early and says so.
-const EXPECTED_MAX_RPS: f64 = 110_000.0;
+const EXPECTED_MAX_RPS: f64 = 160_000.0;
 /// Timestamps are taken once, before the run; the gateway accepts them for
 /// 300 s, so a run (signing included) must stay well inside that.
 const MAX_RUN_SECS: f64 = 240.0;
