@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/scaling.sh (sourced, not run).
+# Shared by the bench scripts (sourced, not run).
 #
 # Processes started here are tracked in `pids` and stopped on exit; the
 # temporary directory `tmp` (NATS store, logs, generated configs) is removed.
@@ -149,6 +149,25 @@ start_nats() {
   nats_pid=$!
   pids+=("$nats_pid")
   wait_port "$nats_port" "$nats_pid" nats-server "$tmp/nats.log"
+}
+
+# --- the bench crate's servers ------------------------------------------------
+# start_bare / start_minimal: on a free port; set port and pid.
+start_bare() {
+  port="$(free_port)"
+  bench/target/release/bare --addr "127.0.0.1:$port" >"$tmp/bare.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  wait_port "$port" "$pid" bare "$tmp/bare.log"
+}
+
+start_minimal() {
+  port="$(free_port)"
+  bench/target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
+    --secret "$SECRET" --sources alpha >"$tmp/minimal.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  wait_port "$port" "$pid" minimal "$tmp/minimal.log"
 }
 
 # --- the gateway ------------------------------------------------------------

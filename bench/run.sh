@@ -58,22 +58,13 @@ results="$tmp/results.json"
 record() { printf '%s\n' "$1" >>"$results"; }
 
 # --- (a) bare ----------------------------------------------------------------
-port="$(free_port)"
-bench/target/release/bare --addr "127.0.0.1:$port" >"$tmp/bare.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-wait_port "$port" "$pid" bare "$tmp/bare.log"
+start_bare
 record "$(load bare "http://127.0.0.1:$port/webhooks/alpha" "$pid")"
 # Kept (idle) for the open-loop calibration row below.
 bare_port="$port" bare_pid="$pid"
 
 # --- (b) minimal same-work program ----------------------------------------------
-port="$(free_port)"
-bench/target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
-  --secret "$SECRET" --sources alpha >"$tmp/minimal.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-wait_port "$port" "$pid" minimal "$tmp/minimal.log"
+start_minimal
 record "$(load minimal "http://127.0.0.1:$port/webhooks/alpha" "$pid")"
 stop "$pid"
 
