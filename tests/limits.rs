@@ -173,6 +173,42 @@ async fn unknown_routes_and_methods_answer_json() {
         (status, body["code"].as_str()),
         (405, Some("method_not_allowed"))
     );
+    // Under `/webhooks`, only `/{source}` and `/tradingview/{source}` exist;
+    // the rest is 404 whatever the method.
+    for path in [
+        "/webhooks",
+        "/webhooks/",
+        "/webhooks/alpha/",
+        "/webhooks/alpha/extra",
+        "/webhooks/tradingview/",
+        "/webhooks/tradingview/desk/extra",
+    ] {
+        for post in [true, false] {
+            let req = if post {
+                app.http.post(app.url(path)).body(BODY)
+            } else {
+                app.http.get(app.url(path))
+            };
+            let (status, body) = json_body(req.send().await.unwrap()).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (404, Some("not_found")),
+                "{path} (POST: {post})"
+            );
+        }
+    }
+    let resp = app
+        .http
+        .put(app.url("/webhooks/tradingview/desk"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
+    let (status, body) = json_body(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 }
 
 #[actix_rt::test]
