@@ -83,8 +83,7 @@ async fn webhook(
         return not_found(req, payload).await;
     };
     if req.method() != actix_web::http::Method::POST {
-        request::hold_unfinished(&req, payload);
-        return GatewayError::MethodNotAllowed { allow: "POST" }.to_response(&CorrId::generate());
+        return method_not_allowed(&req, payload, "POST");
     }
     let source = source.to_owned();
     handle(req, source, required_kind, payload, state).await
@@ -335,9 +334,18 @@ async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse {
 /// `Allow`, JSON like every other error.
 fn refuse_other_methods(allow: &'static str) -> actix_web::Route {
     web::to(move |req: HttpRequest, payload: web::Payload| async move {
-        request::hold_unfinished(&req, payload);
-        GatewayError::MethodNotAllowed { allow }.to_response(&CorrId::generate())
+        method_not_allowed(&req, payload, allow)
     })
+}
+
+/// 405 with `Allow`; the unread body is handed to [`request::hold_unfinished`].
+fn method_not_allowed(
+    req: &HttpRequest,
+    payload: web::Payload,
+    allow: &'static str,
+) -> HttpResponse {
+    request::hold_unfinished(req, payload);
+    GatewayError::MethodNotAllowed { allow }.to_response(&CorrId::generate())
 }
 
 #[cfg(test)]
