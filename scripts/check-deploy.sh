@@ -26,15 +26,34 @@ for f in glob.glob("deploy/grafana/dashboards/*.json"):
     print("parsed", f)
 PY
 
-# The NATS config, on a free port and a temporary store.
-bash scripts/ensure-nats.sh
+# The NATS config: the dev stack's image is the version the project pins,
+# the config is durable (fsync before ack), the pinned server accepts it
+# (-t) and starts with it on a free port and a temporary store, and then
+# reports sync_always.
+nats_bin="$(bash scripts/ensure-nats.sh)"
+nats_version="$("$nats_bin" --version | sed 's/^nats-server: v//')"
+grep -Eq "image: nats:(${nats_version}|${nats_version%.*})-alpine\$" docker-compose.dev.yml \
+  || { echo "docker-compose.dev.yml: the nats image is not ${nats_version} (scripts/ensure-nats.sh)" >&2; exit 1; }
+grep -Eq '^\s*sync_interval: always\s*$' deploy/nats/nats-server.conf \
+  || { echo "deploy/nats/nats-server.conf: no 'sync_interval: always' in its jetstream block" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed "s/^port: .*/port: $port/; s/^http_port: .*/http_port: 0/; s#/data/jetstream#$tmp/js#" \
+http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed "s/^port: .*/port: $port/; s/^http_port: .*/http_port: $http_port/; s#/data/jetstream#$tmp/js#" \
   deploy/nats/nats-server.conf > "$tmp/nats.conf"
-timeout 3 nats-server -c "$tmp/nats.conf" > "$tmp/nats.log" 2>&1 || true
+"$nats_bin" -t -c "$tmp/nats.conf"
+"$nats_bin" -a 127.0.0.1 -c "$tmp/nats.conf" > "$tmp/nats.log" 2>&1 &
+nats_pid=$!
+jsz=""
+for _ in $(seq 1 50); do
+  jsz=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$http_port/jsz?config=1', timeout=1).read().decode())" 2>/dev/null) && break
+  sleep 0.1
+done
+kill "$nats_pid"; wait "$nats_pid" 2>/dev/null || true
 grep -q "Server is ready" "$tmp/nats.log" || { cat "$tmp/nats.log"; exit 1; }
-echo "nats config starts a server"
+echo "$jsz" | python3 -c 'import json,sys; c=json.load(sys.stdin)["config"]; sys.exit(0 if c.get("sync_always") else 1)' \
+  || { echo "the dev stack's nats-server does not report sync_always: $jsz" >&2; exit 1; }
+echo "nats config: nats-server $nats_version accepts it and starts with JetStream fsyncing every write"
 
 # What the Dockerfile's build stage runs.
 cargo build --release --locked --bin at-gateway

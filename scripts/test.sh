@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-nats.sh
+# The pinned nats-server (2.15.1); tests/common starts it, never the one on
+# the PATH.
+NATS_SERVER_BIN="$(bash scripts/ensure-nats.sh)"
+export NATS_SERVER_BIN
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found; installing it from crates.io" >&2

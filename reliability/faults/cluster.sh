@@ -47,7 +47,7 @@ FAULT="${FAULT:-kill}"
 case "$FAULT" in kill | stop) ;; *) die "FAULT is kill or stop" ;; esac
 RESULTS="$FAULTS_DIR/results"
 mkdir -p "$RESULTS"
-command -v nats-server >/dev/null || die "nats-server is not on the PATH"
+ensure_nats
 ensure_venv
 if [ -z "${GATEWAY_BIN:-}" ]; then
   ensure_gateway
@@ -97,14 +97,17 @@ server_name: n$i
 listen: 127.0.0.1:${CPORT[$i]}
 http: 127.0.0.1:${MPORT[$i]}
 max_payload: 8MB
-jetstream { store_dir: "$tmp/n$i-js" }
+jetstream {
+  store_dir: "$tmp/n$i-js"
+$([ "$NATS_SYNC" = timer ] || echo '  sync_interval: always')
+}
 cluster {
   name: at-faults
   listen: 127.0.0.1:${RPORT[$i]}
   routes: [ $ROUTES ]
 }
 CONF
-  nats-server -c "$tmp/n$i.conf" >>"$tmp/n$i.log" 2>&1 &
+  "$NATS_SERVER_BIN" -c "$tmp/n$i.conf" >>"$tmp/n$i.log" 2>&1 &
   NPID[$i]=$!
   pids+=("${NPID[$i]}")
   for _ in $(seq 1 100); do

@@ -84,14 +84,37 @@ ensure_gateway() {
   GATEWAY_BIN="$REPO/target/release/at-gateway"
 }
 
+# The pinned nats-server (2.15.1, scripts/ensure-nats.sh), never the one on
+# the PATH. NATS_SYNC: `always` (the default: JetStream fsyncs every write
+# before the ack, what the project recommends) or `timer` (nats-server's own
+# default, a flush every two minutes), for a run that says so.
+NATS_SYNC="${NATS_SYNC:-always}"
+case "$NATS_SYNC" in
+  always | timer) ;;
+  *) die "NATS_SYNC must be always or timer, not '$NATS_SYNC'" ;;
+esac
+NATS_SERVER_BIN=""
+ensure_nats() {
+  [ -n "$NATS_SERVER_BIN" ] && return 0
+  NATS_SERVER_BIN="$(bash "$REPO/scripts/ensure-nats.sh")" || die "scripts/ensure-nats.sh failed"
+  log "$("$NATS_SERVER_BIN" --version), JetStream sync: $NATS_SYNC"
+}
+
+# nats_conf [EXTRA_CONF]: the campaigns' nats-server settings on stdout.
+nats_conf() {
+  printf 'max_payload: 8MB\n'
+  [ "$NATS_SYNC" = timer ] || printf 'jetstream {\n  sync_interval: always\n}\n'
+  printf '%s\n' "${1:-}"
+}
+
 # start_nats STORE_DIR [EXTRA_CONF]: sets NATS_PORT and NATS_PID.
 start_nats() {
-  command -v nats-server >/dev/null || die "nats-server is not on the PATH"
+  ensure_nats
   local store="$1" extra="${2:-}"
   NATS_PORT="${NATS_PORT:-$(free_port)}"
   [ "$NATS_PORT" != 4222 ] || die "refusing to use the shared NATS port"
-  printf 'max_payload: 8MB\n%s\n' "$extra" >"$tmp/nats.conf"
-  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" -c "$tmp/nats.conf" \
+  nats_conf "$extra" >"$tmp/nats.conf"
+  "$NATS_SERVER_BIN" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$store" -c "$tmp/nats.conf" \
     >>"$tmp/nats.log" 2>&1 &
   NATS_PID=$!
   pids+=("$NATS_PID")

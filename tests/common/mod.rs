@@ -30,9 +30,41 @@ pub struct NatsServer {
     child: Mutex<Option<Child>>,
 }
 
+/// The pinned nats-server (2.15.1) that scripts/ensure-nats.sh installs:
+/// `NATS_SERVER_BIN` (scripts/test.sh sets it), else the path that script
+/// installs to. Never whatever `nats-server` is on the PATH (Debian's is
+/// 2.9, which the gateway refuses). Checked once per test process.
 fn nats_server_bin() -> String {
-    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/nats-venv/bin/nats-server"
+            )
+            .into()
+        });
+        let how = "run the tests with `bash scripts/test.sh`, or install the pinned server \
+                   and point at it: `export NATS_SERVER_BIN=\"$(bash scripts/ensure-nats.sh)\"`";
+        let out = Command::new(&bin)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("nats-server {bin}: {e}; {how}"));
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            version.starts_with("nats-server: v2.15."),
+            "nats-server {bin} says '{version}', the suite runs on 2.15.x; {how}"
+        );
+        bin
+    })
+    .clone()
 }
+
+/// What every test server runs with besides its port and store: bodies of
+/// up to 1 MiB need room for the envelope around them (the server's default
+/// max_payload is 1 MB, see README, NATS settings), and JetStream fsyncs
+/// every write before it acknowledges it, as the project recommends.
+pub const NATS_CONF: &str = "max_payload: 8MB\njetstream {\n  sync_interval: always\n}\n";
 
 /// `kill -SIG pid`.
 fn send_signal(pid: u32, sig: &str) {
@@ -67,10 +99,8 @@ impl NatsServer {
     }
 
     fn spawn(&self) {
-        // Bodies of up to 1 MiB need room for the envelope around them; the
-        // server's default max_payload is 1 MB (see README, NATS settings).
         let conf = self.store.path().join("nats.conf");
-        std::fs::write(&conf, "max_payload: 8MB\n").unwrap();
+        std::fs::write(&conf, NATS_CONF).unwrap();
         let child = Command::new(nats_server_bin())
             .args([
                 "-a",
@@ -86,7 +116,7 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nats-server on the PATH (apt-get install nats-server)");
+            .expect("the pinned nats-server (see nats_server_bin)");
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -560,6 +590,42 @@ impl GatewayProcess {
     /// Starts the binary against `nats_url` with the test defaults plus
     /// `opts`, and waits for `/readyz`.
     pub async fn start(nats_url: &str, opts: &AppOptions) -> GatewayProcess {
+        let mut process = GatewayProcess::prepare(nats_url, opts);
+        process.spawn().await;
+        process
+    }
+
+    /// Starts the binary like [`GatewayProcess::start`] but expects it to
+    /// refuse to run: waits up to `within` for it to exit and returns its
+    /// exit status and everything it wrote (logs and standard error).
+    /// Panics if it is still running then.
+    pub async fn start_expecting_exit(
+        nats_url: &str,
+        opts: &AppOptions,
+        within: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let mut process = GatewayProcess::prepare(nats_url, opts);
+        process.spawn_child();
+        let deadline = Instant::now() + within;
+        loop {
+            let exited = process
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                process.child = None;
+                return (status, process.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway still running after {within:?}:\n{}",
+                process.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn prepare(nats_url: &str, opts: &AppOptions) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("gateway.toml"),
@@ -578,22 +644,20 @@ impl GatewayProcess {
             ("LOG_LEVEL".into(), "info".into()),
         ];
         env.extend(opts.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let mut process = GatewayProcess {
+        GatewayProcess {
             base: format!("http://127.0.0.1:{port}"),
             child: None,
             dir,
             env,
             port,
-        };
-        process.spawn().await;
-        process
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("gateway.toml")
     }
 
-    async fn spawn(&mut self) {
+    fn spawn_child(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -610,6 +674,10 @@ impl GatewayProcess {
             .spawn()
             .expect("the at-gateway binary");
         self.child = Some(child);
+    }
+
+    async fn spawn(&mut self) {
+        self.spawn_child();
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -682,5 +750,53 @@ impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
         record_artifact("process-logs", &self.logs());
+    }
+}
+
+/// A stand-in for an old nats-server: it answers the NATS handshake with an
+/// INFO that says `version`, and PING with PONG, and nothing else (no
+/// JetStream). Enough for a client to connect and read the version.
+pub struct FakeNatsServer {
+    pub port: u16,
+}
+
+impl FakeNatsServer {
+    pub fn start(version: &str) -> FakeNatsServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let info = format!(
+            "INFO {}\r\n",
+            serde_json::json!({
+                "server_id": "FAKE", "server_name": "fake", "version": version,
+                "proto": 1, "go": "go1.19", "host": "127.0.0.1", "port": port,
+                "headers": true, "max_payload": 8_388_608, "jetstream": true,
+            })
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let info = info.clone();
+                std::thread::spawn(move || {
+                    if conn.write_all(info.as_bytes()).is_err() {
+                        return;
+                    }
+                    let reader = BufReader::new(conn.try_clone().unwrap());
+                    for line in reader.lines() {
+                        let Ok(line) = line else { return };
+                        if line.trim_end().eq_ignore_ascii_case("PING")
+                            && conn.write_all(b"PONG\r\n").is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeNatsServer { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 }
