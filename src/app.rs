@@ -204,6 +204,9 @@ pub struct Application {
     server: Server,
     health: Arc<NatsHealth>,
     reloader: Reloader,
+    /// Why the NATS server or stream cannot give the configured guarantees,
+    /// when the monitor finds that (see [`connection::Probe::Unsuitable`]).
+    unsuitable: tokio::sync::oneshot::Receiver<String>,
 }
 
 impl Application {
@@ -248,12 +251,14 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("NATS connection: {e}"))?;
         health.register(control.clone());
+        let (unsuitable_tx, unsuitable) = tokio::sync::oneshot::channel();
         actix_rt::spawn(connection::monitor(
             health.clone(),
             control,
             settings.nats.clone(),
             settings.http.max_body_bytes,
             bucket_specs(&settings),
+            unsuitable_tx,
         ));
 
         let listener = TcpListener::bind(settings.http_addr)
@@ -309,6 +314,7 @@ impl Application {
             server,
             health,
             reloader,
+            unsuitable,
         })
     }
 
@@ -336,8 +342,22 @@ impl Application {
 
     /// Serves until SIGTERM/SIGINT (or a stop through [`Application::handle`]):
     /// then stops accepting, lets in-flight requests finish, and returns.
+    /// Returns an error naming what to fix when the NATS server or the
+    /// stream cannot give the guarantees the gateway is configured for (an
+    /// old server, a stream whose settings contradict the configuration):
+    /// the gateway refuses to run on it rather than serve 503s forever.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let result = tokio::select! {
+            result = &mut server => result,
+            Ok(problem) = self.unsuitable => {
+                // The server handles the stop command only while it is
+                // polled: await both.
+                let _ = futures_util::join!(handle.stop(false), server);
+                Err(std::io::Error::other(problem))
+            }
+        };
         tracing::info!("at-gateway stopped");
         result
     }

@@ -304,36 +304,3 @@ async fn a_retry_while_the_first_publish_is_pending_joins_it_instead_of_publishi
     assert_eq!(retry["event_id"], first["event_id"]);
     assert_eq!(app.messages_on("signals.raw").await.len(), 1);
 }
-
-#[actix_rt::test]
-async fn an_existing_stream_that_does_not_cover_our_subjects_keeps_the_gateway_unready() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: STREAM.into(),
-        subjects: vec!["orders.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app = spawn_app_with_nats(
-        nats,
-        AppOptions {
-            wait_ready: false,
-            ..Default::default()
-        },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(resp.status(), 503);
-    let report: serde_json::Value = resp.json().await.unwrap();
-    assert!(
-        report["problem"]
-            .as_str()
-            .unwrap()
-            .contains("does not cover subject signals.raw"),
-        "{report}"
-    );
-    assert_eq!(app.post_custom(&body(1)).await.status(), 503);
-}

@@ -5,6 +5,16 @@
 //! connection, creates and checks the stream and probes JetStream every
 //! `probe_interval_ms`. `/readyz` is ready only while every connection is
 //! up, the stream is there, and JetStream answers.
+//!
+//! A server or stream that cannot give the guarantees the gateway is
+//! configured for (a nats-server older than [`MIN_SERVER_VERSION`], a stream
+//! that misses our subjects, keeps fewer replicas than configured, is not on
+//! file storage, or de-duplicates over less than the message window) is not
+//! a NATS outage to wait out: the monitor reports it as [`Probe::Unsuitable`]
+//! and the gateway stops with that one message ([`Application::run_until_stopped`]
+//! returns it; the binary exits non-zero).
+//!
+//! [`Application::run_until_stopped`]: crate::Application::run_until_stopped
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,27 +217,39 @@ impl NatsHealth {
 
 /// Runs forever: ensures the stream exists and probes JetStream, keeping
 /// `health` current. Recovery after a NATS restart needs nothing else.
+///
+/// A server or stream that contradicts the configuration ends the loop: the
+/// gateway is marked unready and the reason goes to `unsuitable`, on which
+/// the application stops.
 pub async fn monitor(
     health: Arc<NatsHealth>,
     client: Client,
     settings: NatsSettings,
     max_body_bytes: usize,
     buckets: Vec<BucketSpec>,
+    unsuitable: tokio::sync::oneshot::Sender<String>,
 ) {
     let js = jetstream(client.clone(), &settings);
     let period = Duration::from_millis(settings.probe_interval_ms.max(50));
     loop {
         let probe = async {
+            check_server(&client, &settings)?;
             ensure_stream(&js, &settings).await?;
             for bucket in &buckets {
-                ensure_bucket(&js, bucket).await?;
+                ensure_bucket(&js, bucket)
+                    .await
+                    .map_err(Probe::Unavailable)?;
             }
             health.buckets_ready.store(true, Ordering::Release);
-            Ok::<(), String>(())
+            Ok::<(), Probe>(())
         };
         let outcome = tokio::time::timeout(period.max(Duration::from_secs(1)), probe)
             .await
-            .unwrap_or_else(|_| Err("JetStream did not answer the probe in time".into()));
+            .unwrap_or_else(|_| {
+                Err(Probe::Unavailable(
+                    "JetStream did not answer the probe in time".into(),
+                ))
+            });
         match outcome {
             Ok(()) => {
                 if !health.probe_ok.swap(true, Ordering::AcqRel) {
@@ -238,16 +260,97 @@ pub async fn monitor(
                 health.ack_stalled.store(false, Ordering::Release);
                 health.set_problem(None);
             }
-            Err(problem) => {
+            Err(Probe::Unavailable(problem)) => {
                 if health.probe_ok.swap(false, Ordering::AcqRel) {
                     tracing::warn!(%problem, "JetStream unavailable");
                 }
                 health.set_problem(Some(problem));
             }
+            Err(Probe::Unsuitable(problem)) => {
+                health.probe_ok.store(false, Ordering::Release);
+                health.stream_ready.store(false, Ordering::Release);
+                health.set_problem(Some(problem.clone()));
+                health.refresh_gauges();
+                let _ = unsuitable.send(problem);
+                return;
+            }
         }
         health.refresh_gauges();
         tokio::time::sleep(period).await;
     }
+}
+
+/// What one probe found wrong.
+#[derive(Debug, PartialEq)]
+pub enum Probe {
+    /// NATS or JetStream cannot be reached or did not answer: wait, retry.
+    Unavailable(String),
+    /// The server or the stream cannot give the guarantees the gateway is
+    /// configured for; waiting will not change that. The message names what
+    /// to fix.
+    Unsuitable(String),
+}
+
+/// The oldest nats-server the gateway runs on. 2.9 and older cannot fsync
+/// before the ack (`sync_interval` is 2.10's), and 2.10.20–2.10.22 could
+/// lose a whole stream after a plain process crash (fixed in 2.10.23; see
+/// RELIABILITY.md). The project develops, tests and measures on 2.15
+/// (scripts/ensure-nats.sh).
+pub const MIN_SERVER_VERSION: (u64, u64, u64) = (2, 10, 23);
+
+/// `"2.15.1"`, `"v2.10.0-RC.3"`, `"2.11.0-beta"` → `(major, minor, patch)`.
+pub fn parse_server_version(version: &str) -> Option<(u64, u64, u64)> {
+    let core = version.trim().trim_start_matches('v');
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next()??;
+    let patch = parts.next().unwrap_or(Some(0))?;
+    match parts.next() {
+        None => Some((major, minor, patch)),
+        Some(_) => None,
+    }
+}
+
+/// Refuses a server whose version is older than [`MIN_SERVER_VERSION`] or
+/// cannot be read. `url` only names the server in the message.
+pub fn check_server_version(version: &str, url: &str) -> Result<(), String> {
+    let (a, b, c) = MIN_SERVER_VERSION;
+    let upgrade = format!(
+        "the gateway needs nats-server {a}.{b}.{c} or newer (the project runs 2.15; \
+         scripts/ensure-nats.sh installs it): upgrade the server at {url}"
+    );
+    match parse_server_version(version) {
+        Some(v) if v >= MIN_SERVER_VERSION => Ok(()),
+        Some(_) => Err(format!("nats-server {version} is too old: {upgrade}")),
+        None => Err(format!(
+            "nats-server reports version '{version}', which is not a version: {upgrade}"
+        )),
+    }
+}
+
+/// The version check against the server the client is connected to (every
+/// probe: a reconnect may reach another server). Before the first
+/// connection the client knows no version yet: that is an outage.
+fn check_server(client: &Client, settings: &NatsSettings) -> Result<(), Probe> {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return Err(Probe::Unavailable("NATS not connected".into()));
+    }
+    let version = client.server_info().version;
+    check_server_version(&version, &redact_url(&settings.url)).map_err(Probe::Unsuitable)
+}
+
+/// `nats://user:pass@host` → `nats://***@host`, for messages.
+fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &u[..scheme + 3], &u[at..])
+            }
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A body at the HTTP limit, inside its JSON envelope (escaping can double
@@ -266,18 +369,28 @@ fn warn_on_small_max_payload(client: &Client, max_body_bytes: usize) {
     }
 }
 
-/// Creates the stream if it is missing and checks it if it is there: it
-/// must cover our subjects and de-duplicate over at least the message window.
-pub async fn ensure_stream(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), String> {
+/// Creates the stream if it is missing and checks it if it is there
+/// ([`check_stream`]).
+pub async fn ensure_stream(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), Probe> {
+    let unavailable = |e: String| Probe::Unavailable(format!("stream {}: {e}", settings.stream));
     let mut stream = js
         .get_or_create_stream(stream_config(settings))
         .await
-        .map_err(|e| format!("stream {}: {e}", settings.stream))?;
+        .map_err(|e| unavailable(e.to_string()))?;
     let info = stream
         .info()
         .await
-        .map_err(|e| format!("stream {}: {e}", settings.stream))?;
-    let config = &info.config;
+        .map_err(|e| unavailable(e.to_string()))?;
+    check_stream(&info.config, settings).map_err(Probe::Unsuitable)
+}
+
+/// The stream's settings must not contradict the configuration: it covers
+/// our subjects, keeps at least `stream_replicas` copies on file storage,
+/// and de-duplicates over at least the message window. The message names
+/// the stream, the setting, and both values.
+pub fn check_stream(config: &stream::Config, settings: &NatsSettings) -> Result<(), String> {
+    let name = &settings.stream;
+    let fix = "fix the stream's settings (nats stream edit) or the gateway's configuration";
     for subject in [
         &settings.subject_raw,
         &settings.subject_normalized,
@@ -285,16 +398,30 @@ pub async fn ensure_stream(js: &jetstream::Context, settings: &NatsSettings) -> 
     ] {
         if !config.subjects.iter().any(|p| subject_matches(p, subject)) {
             return Err(format!(
-                "stream {} exists but does not cover subject {subject} (its subjects: {:?})",
-                settings.stream, config.subjects
+                "stream {name} exists but does not cover subject {subject} (its subjects: {:?}); {fix}",
+                config.subjects
             ));
         }
     }
+    if config.num_replicas.max(1) < settings.stream_replicas {
+        return Err(format!(
+            "stream {name} keeps {} replica(s), fewer than nats.stream_replicas = {}; {fix}",
+            config.num_replicas.max(1),
+            settings.stream_replicas
+        ));
+    }
+    if config.storage != stream::StorageType::File {
+        return Err(format!(
+            "stream {name} uses {:?} storage: an acknowledged signal would not survive a \
+             nats-server restart; it must be File storage ({fix})",
+            config.storage
+        ));
+    }
     if config.duplicate_window < Duration::from_secs(settings.message_window_sec) {
         return Err(format!(
-            "stream {} de-duplicates over {:?}, less than the {} s message window; \
-             a retried publish could be stored twice",
-            settings.stream, config.duplicate_window, settings.message_window_sec
+            "stream {name} de-duplicates over {:?}, less than the {} s message window; \
+             a retried publish could be stored twice; {fix}",
+            config.duplicate_window, settings.message_window_sec
         ));
     }
     Ok(())
@@ -327,6 +454,92 @@ mod tests {
         assert!(!subject_matches("signals.*", "signals.raw.x"));
         assert!(!subject_matches("orders.>", "signals.raw"));
         assert!(!subject_matches("signals.>", "signals"));
+    }
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_server_version("v2.10.0-RC.3"), Some((2, 10, 0)));
+        assert_eq!(parse_server_version("2.11.0-beta+build"), Some((2, 11, 0)));
+        assert_eq!(parse_server_version("2.12"), Some((2, 12, 0)));
+        assert_eq!(parse_server_version(""), None);
+        assert_eq!(parse_server_version("2.x.1"), None);
+        assert_eq!(parse_server_version("2.10.1.4"), None);
+        for ok in [
+            "2.15.1",
+            "2.10.23",
+            "2.10.29",
+            "2.11.0-RC.1",
+            "2.12.1",
+            "3.0.0",
+            "v2.15.1",
+        ] {
+            assert_eq!(check_server_version(ok, "nats://h:4222"), Ok(()), "{ok}");
+        }
+        for old in ["2.9.10", "2.9.25", "2.10.0", "2.10.22", "2.2.0", "1.4.1"] {
+            let err = check_server_version(old, "nats://h:4222").unwrap_err();
+            assert!(
+                err.contains(&format!("nats-server {old} is too old")),
+                "{err}"
+            );
+            assert!(
+                err.contains("2.10.23 or newer") && err.contains("nats://h:4222"),
+                "{err}"
+            );
+        }
+        let err = check_server_version("", "nats://h:4222").unwrap_err();
+        assert!(err.contains("not a version"), "{err}");
+        assert_eq!(
+            redact_url("nats://u:p@h:1,nats://h2:2"),
+            "nats://***@h:1,nats://h2:2"
+        );
+    }
+
+    fn settings() -> NatsSettings {
+        crate::Settings::load_with_env(None, |k| {
+            (k == "TRADINGVIEW_TOKEN").then(|| "tv-token-0123456789".to_string())
+        })
+        .unwrap()
+        .nats
+    }
+
+    #[test]
+    fn the_stream_we_create_passes_our_own_check() {
+        let settings = settings();
+        assert_eq!(check_stream(&stream_config(&settings), &settings), Ok(()));
+    }
+
+    #[test]
+    fn a_stream_that_contradicts_the_configuration_is_refused() {
+        let settings = settings();
+        let check = |edit: &dyn Fn(&mut stream::Config)| {
+            let mut config = stream_config(&settings);
+            edit(&mut config);
+            check_stream(&config, &settings).unwrap_err()
+        };
+        let err = check(&|c| c.subjects = vec!["orders.>".into()]);
+        assert!(err.contains("does not cover subject signals.raw"), "{err}");
+        let err = check(&|c| c.storage = stream::StorageType::Memory);
+        assert!(
+            err.contains("Memory storage") && err.contains("File"),
+            "{err}"
+        );
+        let err = check(&|c| c.duplicate_window = Duration::from_secs(1));
+        assert!(err.contains("de-duplicates over 1s"), "{err}");
+        let mut r3 = settings.clone();
+        r3.stream_replicas = 3;
+        let err = check_stream(&stream_config(&settings), &r3).unwrap_err();
+        assert!(
+            err.contains("keeps 1 replica(s), fewer than nats.stream_replicas = 3"),
+            "{err}"
+        );
+        let mut more = stream_config(&settings);
+        more.num_replicas = 3;
+        assert_eq!(
+            check_stream(&more, &settings),
+            Ok(()),
+            "more replicas are fine"
+        );
     }
 
     #[test]
