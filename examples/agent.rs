@@ -17,7 +17,11 @@
 //! ```
 //!
 //! Prints one JSON line per delivery: `{"event_id", "symbol", "action",
-//! "quantity", "acted"}` (`acted: false` for a redelivered duplicate).
+//! "size", "unit", "acted"}` (`acted: false` for a redelivered duplicate).
+//!
+//! It reads both schema versions, as an agent must while a deployment
+//! moves from `signal.normalized.v1` to v2 (API_SPEC.md, "Versioning"): v2
+//! says every size's unit; a v1 `quantity` is always a count of units.
 
 use std::time::Duration;
 
@@ -25,13 +29,36 @@ use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, kv};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-/// The part of `signal.normalized.v1` this agent reads.
+/// The part of a normalized signal this agent reads, v1 or v2.
 #[derive(Deserialize)]
 struct Signal {
     event_id: String,
     instrument: Instrument,
     action: String,
+    /// v2: the size with its unit.
+    #[serde(default)]
+    size: Option<Size>,
+    /// v1: a count of units, or null when the size was in another unit
+    /// (then v1 keeps it under `extra.size`).
+    #[serde(default)]
     quantity: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Size {
+    value: String,
+    unit: String,
+}
+
+impl Signal {
+    /// The size and its unit, whichever version the signal is.
+    fn size(&self) -> (Option<&str>, &str) {
+        match (&self.size, &self.quantity) {
+            (Some(s), _) => (Some(s.value.as_str()), s.unit.as_str()),
+            (None, Some(q)) => (Some(q.as_str()), "units"),
+            (None, None) => (None, "-"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -138,7 +165,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "event_id": signal.event_id,
                     "symbol": signal.instrument.symbol,
                     "action": signal.action,
-                    "quantity": signal.quantity,
+                    "size": signal.size().0,
+                    "unit": signal.size().1,
                     "acted": acted,
                 })
             );
@@ -180,9 +208,10 @@ async fn done_bucket(
 /// `event_id` as the client order id.
 fn act_on(signal: &Signal) {
     eprintln!(
-        "agent: {} {} {} (client order id {})",
+        "agent: {} {} {} {} (client order id {})",
         signal.action,
-        signal.quantity.as_deref().unwrap_or("-"),
+        signal.size().0.unwrap_or("-"),
+        signal.size().1,
         signal.instrument.symbol,
         signal.event_id
     );

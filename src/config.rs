@@ -221,6 +221,97 @@ pub struct NatsSettings {
     /// Event format per subject: plain JSON or CloudEvents.
     #[serde(default)]
     pub formats: crate::publish::envelope::SubjectFormats,
+    /// Which version of the normalized schema `signals.normalized` carries.
+    #[serde(default)]
+    pub normalized_schema: NormalizedSchema,
+}
+
+/// The schema version of `signals.normalized` (API_SPEC.md, "Versioning").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizedSchema {
+    /// `signal.normalized.v1`, for agents not yet reading v2: sizes that are
+    /// not a count of the instrument are null in `quantity`.
+    V1,
+    /// `signal.normalized.v2`: every size with its unit.
+    #[default]
+    V2,
+}
+
+/// Which adapter reads a source's payloads (`sources.<name>.format`).
+/// `auto` (the default) picks by content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FormatChoice {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// The normalized schema's own field names.
+    #[serde(rename = "canonical")]
+    Canonical,
+    /// Generic JSON alert templates and plain text (TradingView's own).
+    #[serde(rename = "template")]
+    Template,
+    #[serde(rename = "3commas")]
+    ThreeCommas,
+    #[serde(rename = "traderspost")]
+    TradersPost,
+    #[serde(rename = "pineconnector")]
+    PineConnector,
+    #[serde(rename = "alertatron")]
+    Alertatron,
+    #[serde(rename = "wundertrading")]
+    WunderTrading,
+    #[serde(rename = "okx")]
+    Okx,
+    #[serde(rename = "autoview")]
+    AutoView,
+    #[serde(rename = "exchange-bot", alias = "binance", alias = "bybit")]
+    ExchangeBot,
+    #[serde(rename = "pickmytrade")]
+    PickMyTrade,
+    #[serde(rename = "finandy")]
+    Finandy,
+    #[serde(rename = "octobot")]
+    OctoBot,
+    #[serde(rename = "tradingconnector")]
+    TradingConnector,
+    #[serde(rename = "metaapi")]
+    MetaApi,
+}
+
+/// A per-source mapping of a vendor's JSON onto the canonical signal
+/// (`[sources.<name>.mapping]`): each field is a JSON pointer (RFC 6901)
+/// into the body. Applied by `normalize/mapping.rs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSettings {
+    pub symbol: String,
+    pub action: String,
+    pub exchange: Option<String>,
+    /// Vendor action values to canonical actions (`buy`, `sell`, `close`,
+    /// `close_long`, `close_short`, `cancel`); a value not listed is 422.
+    #[serde(default)]
+    pub action_values: BTreeMap<String, String>,
+    pub size: Option<String>,
+    /// The size's unit when it is fixed for the source.
+    pub size_unit: Option<String>,
+    /// Or a pointer to the vendor's unit field, with `size_unit_values`
+    /// mapping its values to units.
+    pub size_unit_from: Option<String>,
+    #[serde(default)]
+    pub size_unit_values: BTreeMap<String, String>,
+    pub currency: Option<String>,
+    pub price: Option<String>,
+    pub order_type: Option<String>,
+    pub stop_loss: Option<String>,
+    /// `price` (default), `percent`, `pips`, `points` or `quote`.
+    pub stop_loss_unit: Option<String>,
+    pub take_profit: Option<String>,
+    pub take_profit_unit: Option<String>,
+    pub leverage: Option<String>,
+    /// A pointer to the sender's own id, used as the idempotency key.
+    pub id: Option<String>,
+    pub time: Option<String>,
 }
 
 /// Where nonces and idempotency keys are kept.
@@ -312,6 +403,15 @@ struct RawSource {
     client_cert: Option<ClientCertRule>,
     /// Lane under saturation: high, normal (default) or low.
     priority: Option<Priority>,
+    /// Which adapter reads the payloads; `auto` picks by content.
+    format: Option<FormatChoice>,
+    /// A vendor format that is not built in, mapped field by field.
+    mapping: Option<MappingSettings>,
+    /// More body field names redacted as credentials, beside the defaults.
+    #[serde(default)]
+    redact_fields: Vec<String>,
+    /// How long a re-sent identical body (no id of its own) answers 409.
+    content_dedupe_sec: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +458,16 @@ pub struct SourceConfig {
     /// Requests must arrive over HTTPS with this client certificate.
     pub client_cert: Option<ClientCertRule>,
     pub priority: Priority,
+    /// Which adapter reads the payloads (`Auto`: by content).
+    pub format: FormatChoice,
+    pub mapping: Option<MappingSettings>,
+    /// The source's own credential field names, squashed (lower case, no
+    /// `_`, `-` or spaces), redacted beside the built-in ones.
+    pub redact_fields: Vec<String>,
+    /// How long a body without an id of its own is remembered to refuse a
+    /// re-send of the same request (409); keys the sender chose keep the
+    /// full idempotency TTL.
+    pub content_dedupe: Duration,
 }
 
 /// The validated settings the gateway runs with.
@@ -780,9 +890,43 @@ fn build_source(
             replay_window.as_secs()
         )));
     }
+    let content_dedupe = Duration::from_secs(
+        file.content_dedupe_sec
+            .unwrap_or(DEFAULT_CONTENT_DEDUPE_SEC.min(raw.idempotency_ttl_sec)),
+    );
+    if content_dedupe.as_secs() > raw.idempotency_ttl_sec {
+        return Err(bad(format!(
+            "sources.{name}.content_dedupe_sec: {} s is more than idempotency_ttl_sec ({} s)",
+            content_dedupe.as_secs(),
+            raw.idempotency_ttl_sec
+        )));
+    }
+    let format = file.format.unwrap_or_default();
+    if let Some(m) = &file.mapping {
+        validate_mapping(&name, m)?;
+        if format != FormatChoice::Auto {
+            return Err(bad(format!(
+                "sources.{name}: set either format or mapping, not both"
+            )));
+        }
+    }
+    let redact_fields = file
+        .redact_fields
+        .iter()
+        .map(|f| {
+            f.chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '_'))
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .collect();
     Ok(SourceConfig {
         id,
         kind,
+        format,
+        mapping: file.mapping,
+        redact_fields,
+        content_dedupe,
         scheme,
         tolerance,
         keys,
@@ -794,6 +938,112 @@ fn build_source(
         client_cert: file.client_cert,
         priority: file.priority.unwrap_or_default(),
     })
+}
+
+/// The default for `content_dedupe_sec`: TradingView re-sends a request
+/// answered 5xx up to three times, 5 s apart, after a 3 s timeout, so a
+/// minute covers every re-send of one alert while two alerts of the same
+/// text on two bars (a minute apart or more) stay two signals.
+pub const DEFAULT_CONTENT_DEDUPE_SEC: u64 = 60;
+
+/// Canonical actions a mapping may map to.
+const MAPPING_ACTIONS: &[&str] = &[
+    "buy",
+    "sell",
+    "close",
+    "close_long",
+    "close_short",
+    "cancel",
+];
+const SIZE_UNITS: &[&str] = &[
+    "units",
+    "contracts",
+    "lots",
+    "quote",
+    "margin",
+    "percent_of_equity",
+    "percent_of_balance",
+    "percent_of_position",
+    "percent_of_allocation",
+    "risk_percent",
+    "risk_quote",
+    "risk",
+];
+const LEVEL_UNITS: &[&str] = &["price", "percent", "pips", "points", "quote"];
+
+fn validate_mapping(name: &str, m: &MappingSettings) -> Result<(), ConfigError> {
+    let at = |field: &str| format!("sources.{name}.mapping.{field}");
+    let pointers = [
+        ("symbol", Some(&m.symbol)),
+        ("action", Some(&m.action)),
+        ("exchange", m.exchange.as_ref()),
+        ("size", m.size.as_ref()),
+        ("size_unit_from", m.size_unit_from.as_ref()),
+        ("currency", m.currency.as_ref()),
+        ("price", m.price.as_ref()),
+        ("order_type", m.order_type.as_ref()),
+        ("stop_loss", m.stop_loss.as_ref()),
+        ("take_profit", m.take_profit.as_ref()),
+        ("leverage", m.leverage.as_ref()),
+        ("id", m.id.as_ref()),
+        ("time", m.time.as_ref()),
+    ];
+    for (field, pointer) in pointers {
+        if let Some(p) = pointer {
+            if !p.starts_with('/') {
+                return Err(bad(format!(
+                    "{}: '{p}' must be a JSON pointer such as /order/symbol",
+                    at(field)
+                )));
+            }
+        }
+    }
+    for (vendor, action) in &m.action_values {
+        if !MAPPING_ACTIONS.contains(&action.as_str()) {
+            return Err(bad(format!(
+                "{}: '{vendor}' maps to '{action}', which is not one of {}",
+                at("action_values"),
+                MAPPING_ACTIONS.join(", ")
+            )));
+        }
+    }
+    let units = m.size_unit.iter().chain(m.size_unit_values.values());
+    for unit in units {
+        if !SIZE_UNITS.contains(&unit.as_str()) {
+            return Err(bad(format!(
+                "{}: '{unit}' is not one of {}",
+                at("size_unit"),
+                SIZE_UNITS.join(", ")
+            )));
+        }
+    }
+    if m.size.is_some() && m.size_unit.is_none() && m.size_unit_from.is_none() {
+        return Err(bad(format!(
+            "{}: a mapped size needs its unit (size_unit, or size_unit_from with size_unit_values)",
+            at("size")
+        )));
+    }
+    if m.size_unit.is_some() && m.size_unit_from.is_some() {
+        return Err(bad(format!(
+            "{}: set size_unit or size_unit_from, not both",
+            at("size_unit")
+        )));
+    }
+    for (field, unit) in [
+        ("stop_loss_unit", &m.stop_loss_unit),
+        ("take_profit_unit", &m.take_profit_unit),
+    ] {
+        if let Some(u) = unit {
+            if !LEVEL_UNITS.contains(&u.as_str()) {
+                return Err(bad(format!(
+                    "{}: '{u}' is not one of {}",
+                    at(field),
+                    LEVEL_UNITS.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Tokens travel in URLs and inside JSON strings; restricting them to URL-safe

@@ -1,10 +1,18 @@
 //! Duplicate detection: one accepted signal per idempotency key.
 //!
 //! The key is the `Idempotency-Key` header, else the sender's message id
-//! (Standard Webhooks' `webhook-id`), else the payload's own id field, else
-//! SHA-256 of source + body; it is namespaced by source, and the same
-//! key (plus a per-subject suffix) becomes JetStream's `Nats-Msg-Id`, so the
-//! stream de-duplicates a retried publish too.
+//! (Standard Webhooks' `webhook-id`), else the payload's own id field (the
+//! normalizer says which field, by format), else SHA-256 of source + body;
+//! it is namespaced by source, and the same key (plus a per-subject
+//! suffix) becomes JetStream's `Nats-Msg-Id`, so the stream de-duplicates a
+//! retried publish too.
+//!
+//! Keys the sender chose live for the full TTL. The body hash exists only
+//! to catch re-sends of one request (TradingView re-sends a 5xx answer up
+//! to three times, 5 s apart), so it is done only for the source's
+//! `content_dedupe_sec`: two identical alerts on two bars are two signals.
+//! Its `Nats-Msg-Id` carries the event id, so the stream's duplicate window
+//! cannot swallow the second of two identical alerts either.
 //!
 //! A key is held while its publish is pending and forgotten if the request
 //! fails, so a failed request never makes its retry answer 409; a retry that
@@ -13,23 +21,17 @@
 //! shared by replicas, or this process's memory) is the [`Claims`] store
 //! given at start-up.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::claims::{ClaimGuard, Claims, Refused};
-use crate::config::SourceKind;
+use crate::claims::{now_ms, ClaimGuard, Claims, Expires, Refused};
 use crate::error::GatewayError;
 use crate::ids::{is_token, EventId, SourceId};
 
 /// Longest `Idempotency-Key` (or payload id) accepted.
 pub const MAX_KEY_LEN: usize = 255;
-
-/// Payload fields taken as the sender's own id, first present wins. A
-/// TradingView `id` is usually `{{strategy.order.id}}`, which repeats across
-/// alerts ("Long"), so TradingView sources do not use it.
-const CUSTOM_ID_FIELDS: &[&str] = &["idempotency_key", "event_id", "id"];
-const TRADINGVIEW_ID_FIELDS: &[&str] = &["idempotency_key", "event_id"];
 
 /// What a done key remembers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,6 +39,29 @@ pub struct Record {
     pub event_id: EventId,
     #[serde(with = "hex::serde")]
     pub body_hash: [u8; 32],
+    /// A body-hash key counts only until then (Unix ms); sender-chosen keys
+    /// have none and last the full TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl Expires for Record {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.until_ms.is_some_and(|until| until <= now_ms)
+    }
+}
+
+impl Record {
+    /// The record a request commits for `key`, stamped now.
+    pub fn new(event_id: EventId, body_hash: [u8; 32], key: &IdempotencyKey) -> Record {
+        Record {
+            event_id,
+            body_hash,
+            until_ms: key
+                .horizon
+                .map(|h| now_ms().saturating_add(h.as_millis() as u64)),
+        }
+    }
 }
 
 /// A key held by a request until its signal is stored.
@@ -57,12 +82,20 @@ pub enum KeyOrigin {
 pub struct IdempotencyKey {
     pub value: String,
     pub origin: KeyOrigin,
+    /// How long a done key counts when shorter than the TTL (body hashes).
+    pub horizon: Option<Duration>,
 }
 
 impl IdempotencyKey {
-    /// The `Nats-Msg-Id` for this key on one subject role (`raw`, …).
-    pub fn msg_id(&self, role: &str) -> String {
-        format!("{}:{role}", self.value)
+    /// The `Nats-Msg-Id` for this key's signal `event_id` on one subject
+    /// role (`raw`, …). A body-hash key names the event too: the same body
+    /// may be two signals a minute apart, inside the stream's duplicate
+    /// window, and must not be dropped there as a re-publish.
+    pub fn msg_id(&self, event_id: &EventId, role: &str) -> String {
+        match self.origin {
+            KeyOrigin::BodyHash => format!("{}:{event_id}:{role}", self.value),
+            _ => format!("{}:{role}", self.value),
+        }
     }
 }
 
@@ -75,14 +108,16 @@ pub fn body_hash(source: &SourceId, body: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Picks the key for a request.
+/// Picks the key for a request: the header, the sender's message id, the
+/// payload's own id (as the normalizer read it), else the body hash, which
+/// counts for `content_dedupe` only.
 pub fn derive_key(
     source: &SourceId,
-    kind: SourceKind,
     header: Option<&str>,
     sender_id: Option<&str>,
-    json: Option<&Value>,
+    payload_id: Option<&str>,
     body_hash: &[u8; 32],
+    content_dedupe: Duration,
 ) -> Result<IdempotencyKey, GatewayError> {
     if let Some(h) = header {
         if !is_token(h, MAX_KEY_LEN) {
@@ -94,41 +129,27 @@ pub fn derive_key(
         return Ok(IdempotencyKey {
             value: format!("{source}:h:{h}"),
             origin: KeyOrigin::Header,
+            horizon: None,
         });
     }
     if let Some(id) = sender_id {
         return Ok(IdempotencyKey {
             value: format!("{source}:w:{id}"),
             origin: KeyOrigin::SenderId,
+            horizon: None,
         });
     }
-    let fields = match kind {
-        SourceKind::Custom => CUSTOM_ID_FIELDS,
-        SourceKind::Tradingview => TRADINGVIEW_ID_FIELDS,
-    };
-    if let Some(id) = json.and_then(|v| payload_id(v, fields)) {
+    if let Some(id) = payload_id.filter(|id| is_token(id, MAX_KEY_LEN) && !id.contains("{{")) {
         return Ok(IdempotencyKey {
             value: format!("{source}:p:{id}"),
             origin: KeyOrigin::Payload,
+            horizon: None,
         });
     }
     Ok(IdempotencyKey {
         value: format!("{source}:b:{}", hex::encode(body_hash)),
         origin: KeyOrigin::BodyHash,
-    })
-}
-
-/// The payload's own id: a string or integer, sane, and not an unreplaced
-/// `{{placeholder}}` (which would make every alert a duplicate of the first).
-fn payload_id(v: &Value, fields: &[&str]) -> Option<String> {
-    let obj = v.as_object()?;
-    fields.iter().find_map(|f| {
-        let id = match obj.get(*f)? {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return None,
-        };
-        (is_token(&id, MAX_KEY_LEN) && !id.contains("{{")).then_some(id)
+        horizon: Some(content_dedupe),
     })
 }
 
@@ -154,10 +175,7 @@ impl IdempotencyStore {
         body_hash: &[u8; 32],
         event_id: EventId,
     ) -> Result<KeyClaim, GatewayError> {
-        let intent = Record {
-            event_id,
-            body_hash: *body_hash,
-        };
+        let intent = Record::new(event_id, *body_hash, key);
         match self.claims.claim_intending(&key.value, Some(&intent)).await {
             Ok(guard) => Ok(guard),
             Err(Refused::Taken(rec)) => Err(GatewayError::Duplicate {
@@ -178,38 +196,53 @@ impl IdempotencyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn src() -> SourceId {
         SourceId::parse("alpha").unwrap()
     }
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     #[test]
     fn header_beats_payload_id_beats_body_hash() {
         let h = body_hash(&src(), b"{}");
-        let body = json!({"id": "abc"});
-        let k = derive_key(
-            &src(),
-            SourceKind::Custom,
-            Some("K1"),
-            None,
-            Some(&body),
-            &h,
-        )
-        .unwrap();
+        let k = derive_key(&src(), Some("K1"), None, Some("abc"), &h, MINUTE).unwrap();
         assert_eq!(k.value, "alpha:h:K1");
-        let k = derive_key(&src(), SourceKind::Custom, None, None, Some(&body), &h).unwrap();
+        assert_eq!(k.horizon, None);
+        let k = derive_key(&src(), None, None, Some("abc"), &h, MINUTE).unwrap();
         assert_eq!(k.value, "alpha:p:abc");
-        let k = derive_key(&src(), SourceKind::Tradingview, None, None, Some(&body), &h).unwrap();
+        let k = derive_key(&src(), None, None, None, &h, MINUTE).unwrap();
         assert_eq!(k.origin, KeyOrigin::BodyHash);
+        assert_eq!(k.horizon, Some(MINUTE));
     }
 
     #[test]
     fn placeholder_ids_and_bad_headers_are_not_keys() {
         let h = body_hash(&src(), b"{}");
-        let body = json!({"id": "{{strategy.order.id}}"});
-        let k = derive_key(&src(), SourceKind::Custom, None, None, Some(&body), &h).unwrap();
+        let k = derive_key(
+            &src(),
+            None,
+            None,
+            Some("{{strategy.order.id}}"),
+            &h,
+            MINUTE,
+        )
+        .unwrap();
         assert_eq!(k.origin, KeyOrigin::BodyHash);
-        assert!(derive_key(&src(), SourceKind::Custom, Some("a b"), None, None, &h).is_err());
+        assert!(derive_key(&src(), Some("a b"), None, None, &h, MINUTE).is_err());
+    }
+
+    #[test]
+    fn a_body_hash_record_expires_and_its_msg_ids_name_the_event() {
+        let h = body_hash(&src(), b"buy BTCUSDT 1");
+        let key = derive_key(&src(), None, None, None, &h, MINUTE).unwrap();
+        let e = EventId::generate();
+        let rec = Record::new(e, h, &key);
+        assert!(!rec.expired(now_ms()));
+        assert!(rec.expired(now_ms() + 61_000));
+        assert!(key.msg_id(&e, "raw").contains(&e.to_string()));
+        let chosen = derive_key(&src(), Some("K"), None, None, &h, MINUTE).unwrap();
+        assert!(!Record::new(e, h, &chosen).expired(u64::MAX));
+        assert_eq!(chosen.msg_id(&e, "raw"), "alpha:h:K:raw");
     }
 }

@@ -64,11 +64,11 @@ async fn each_subject_is_published_in_its_configured_event_format() {
     assert_eq!(attrs["specversion"], "1.0");
     assert_eq!(attrs["id"], event_id);
     assert_eq!(attrs["source"], "/at-gateway/sources/alpha");
-    assert_eq!(attrs["type"], "dev.at-gateway.signal.normalized.v1");
+    assert_eq!(attrs["type"], "dev.at-gateway.signal.normalized.v2");
     assert_eq!(attrs["datacontenttype"], "application/json");
     assert_eq!(attrs["corrid"], answer["corr_id"]);
     let data = &event["data"];
-    assert_valid("signal.normalized.v1.json", data);
+    assert_valid("signal.normalized.v2.json", data);
     assert_eq!(data["event_id"], event_id);
     assert_eq!(
         attrs["time"].as_str().unwrap()[..19],
@@ -77,7 +77,7 @@ async fn each_subject_is_published_in_its_configured_event_format() {
     // The document is embedded as published, digits and all.
     let text = String::from_utf8_lossy(&normalized.raw);
     assert!(
-        text.contains(r#""quantity":"0.50000000000000000001""#),
+        text.contains(r#""size":{"value":"0.50000000000000000001""#),
         "{text}"
     );
 

@@ -41,6 +41,7 @@ async fn leave_crash_behind(nats_url: &str, key: &str, event_id: EventId) {
     let intent = Record {
         event_id,
         body_hash: idempotency::body_hash(&source, BODY.as_bytes()),
+        until_ms: None,
     };
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -27,7 +27,7 @@ async fn signed_request_is_accepted_and_lands_on_raw_and_normalized() {
     assert_eq!(raw.subject, "signals.raw");
     assert_eq!(norm.subject, "signals.normalized");
     assert_valid("signal.raw.v1.json", &raw.json);
-    assert_valid("signal.normalized.v1.json", &norm.json);
+    assert_valid("signal.normalized.v2.json", &norm.json);
     assert_eq!(
         raw.json["body"], BODY,
         "raw body is published byte for byte"
@@ -36,7 +36,10 @@ async fn signed_request_is_accepted_and_lands_on_raw_and_normalized() {
     assert_eq!(norm.json["event_id"], event_id.as_str());
     assert_eq!(norm.json["corr_id"], "corr-123");
     assert_eq!(norm.json["price"], "64000.10");
-    assert_eq!(norm.json["quantity"], "0.5");
+    assert_eq!(
+        norm.json["size"],
+        serde_json::json!({"value": "0.5", "unit": "units", "currency": null})
+    );
     for m in [raw, norm] {
         assert_eq!(m.header("X-Event-Id"), Some(event_id.as_str()));
         assert_eq!(m.header("X-Source"), Some("alpha"));
@@ -46,7 +49,7 @@ async fn signed_request_is_accepted_and_lands_on_raw_and_normalized() {
     assert_eq!(raw.header("X-Schema-Version"), Some("signal.raw.v1"));
     assert_eq!(
         norm.header("X-Schema-Version"),
-        Some("signal.normalized.v1")
+        Some("signal.normalized.v2")
     );
 }
 
@@ -194,7 +197,7 @@ async fn canonical_payloads_pass_through() {
         "strategy":{"name":"mean-revert"},"extra":{"desk":"A"}}"#;
     assert_eq!(app.post_custom(body).await.status(), 202);
     let norm = &app.messages_on("signals.normalized").await[0];
-    assert_valid("signal.normalized.v1.json", &norm.json);
+    assert_valid("signal.normalized.v2.json", &norm.json);
     assert_eq!(norm.json["format"], "canonical");
     assert_eq!(norm.json["instrument"]["exchange"], "COINBASE");
     assert_eq!(norm.json["order_type"], "limit");

@@ -89,7 +89,8 @@ async fn the_agent_acts_once_per_event_id_and_acknowledges_what_it_handled() {
         ]
     );
     assert_eq!(lines[0]["symbol"], "BTCUSDT");
-    assert_eq!(lines[0]["quantity"], "0.5");
+    assert_eq!(lines[0]["size"], "0.5");
+    assert_eq!(lines[0]["unit"], "units");
 
     // Everything was acknowledged: a restarted agent has nothing to do.
     assert!(run_agent(&agent, &app.nats.url(), &["--idle-exit", "1"]).is_empty());

@@ -73,9 +73,13 @@ async fn without_any_id_the_body_hash_is_the_key() {
         .map(|m| m.header("Nats-Msg-Id").unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2);
-    assert!(ids
-        .iter()
-        .all(|id| id.starts_with("alpha:b:") && id.len() == "alpha:b:".len() + 64 + 4));
+    // A body-hash key's message ids name the event too: the same body may
+    // be a new signal once the re-send horizon has passed.
+    assert!(ids.iter().all(|id| {
+        let parts: Vec<&str> = id.split(':').collect();
+        matches!(parts.as_slice(), ["alpha", "b", hash, event, "raw"]
+            if hash.len() == 64 && uuid::Uuid::parse_str(event).is_ok())
+    }));
     // Another source with the same body is not a duplicate.
     assert_eq!(app.send_signed("beta", &sign(BODY)).await.status(), 202);
 }
@@ -99,4 +103,57 @@ async fn malformed_idempotency_key_is_400_and_releases_the_nonce() {
         202,
         "the failed request did not use up its nonce"
     );
+}
+
+#[actix_rt::test]
+async fn an_identical_body_after_the_re_send_horizon_is_a_new_signal() {
+    let app = spawn_app(AppOptions {
+        config: "[sources.alpha]\ncontent_dedupe_sec = 1\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let first = json_body(app.post_custom(BODY).await).await;
+    assert_eq!(first.0, 202);
+    // A re-send inside the horizon is the same request: 409, same event.
+    let (status, dup) = json_body(app.post_custom(BODY).await).await;
+    assert_eq!((status, &dup["event_id"]), (409, &first.1["event_id"]));
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    // Past it, the same alert on a new bar is a new signal, stored as one
+    // (not dropped by JetStream's duplicate window).
+    let second = json_body(app.post_custom(BODY).await).await;
+    assert_eq!(second.0, 202, "{}", second.1);
+    assert_ne!(second.1["event_id"], first.1["event_id"]);
+    let normalized = app.messages_on("signals.normalized").await;
+    assert_eq!(normalized.len(), 2);
+    // A key the sender chose keeps the full TTL.
+    let keyed = |body: &str| {
+        let s = sign(body);
+        (s, [("Idempotency-Key", "order-77")])
+    };
+    let (s, h) = keyed(BODY);
+    assert_eq!(app.send_signed_with("alpha", &s, &h).await.status(), 202);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (s, h) = keyed(BODY);
+    assert_eq!(app.send_signed_with("alpha", &s, &h).await.status(), 409);
+}
+
+#[actix_rt::test]
+async fn tradingview_identical_alerts_are_one_signal_within_a_minute_by_default() {
+    let app = spawn_app(AppOptions::default()).await;
+    let path = format!("/webhooks/tradingview?token={TV_TOKEN}");
+    let alert = "buy BTCUSDT 1";
+    assert_eq!(
+        app.post_tradingview(&path, "text/plain", alert)
+            .await
+            .status(),
+        202
+    );
+    // TradingView re-sends a 5xx answer 5 s later with the identical body.
+    assert_eq!(
+        app.post_tradingview(&path, "text/plain", alert)
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 1);
 }

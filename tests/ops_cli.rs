@@ -311,7 +311,7 @@ async fn dlq_replay_publishes_a_fixed_dead_letter_exactly_once() {
         signal.header("Nats-Msg-Id"),
         Some("alpha:dlq-fixed:normalized")
     );
-    assert_valid("signal.normalized.v1.json", &signal.json);
+    assert_valid("signal.normalized.v2.json", &signal.json);
 
     let seq = records[1]["seq"].as_u64().unwrap().to_string();
     let (_, stdout, _) = run(gateway(&app.nats.url()).args(["dlq", "replay", &seq]));

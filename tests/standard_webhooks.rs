@@ -85,7 +85,7 @@ async fn requests_signed_by_the_reference_library_are_accepted_once() {
     );
     assert_valid("signal.raw.v1.json", &raws[0].json);
     let norm = &app.messages_on("signals.normalized").await[0];
-    assert_eq!(norm.json["quantity"], "1.5");
+    assert_eq!(norm.json["size"]["value"], "1.5");
 }
 
 #[actix_rt::test]

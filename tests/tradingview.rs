@@ -44,10 +44,11 @@ async fn json_alert_with_passphrase_is_accepted_and_the_token_never_published() 
         .unwrap()
         .contains(r#""passphrase":"[REDACTED]""#));
     let norm = &msgs[1].json;
-    assert_valid("signal.normalized.v1.json", norm);
+    assert_valid("signal.normalized.v2.json", norm);
     assert_eq!(norm["format"], "tradingview_json");
     assert_eq!(norm["action"], "buy");
-    assert_eq!(norm["quantity"], "0.1");
+    assert_eq!(norm["size"]["value"], "0.1");
+    assert_eq!(norm["size"]["unit"], "contracts");
     assert_eq!(norm["price"], "64050.75");
     assert_eq!(norm["interval"], "15");
     assert_eq!(norm["asserted_at"], "2026-11-22T14:30:00Z");
@@ -80,7 +81,7 @@ async fn plain_text_alert_with_token_in_the_url() {
         .await;
     assert_eq!(resp.status(), 202);
     let norm = &app.messages_on("signals.normalized").await[0];
-    assert_valid("signal.normalized.v1.json", &norm.json);
+    assert_valid("signal.normalized.v2.json", &norm.json);
     assert_eq!(norm.json["format"], "tradingview_text");
     assert_eq!(norm.json["action"], "sell");
     assert_eq!(norm.json["instrument"]["symbol"], "BRK.B");
@@ -96,7 +97,7 @@ async fn plain_text_alert_with_token_in_the_url() {
         .await;
     assert_eq!(resp.status(), 202);
     let norm = &app.messages_on("signals.normalized").await[1];
-    assert_eq!(norm.json["quantity"], "2");
+    assert_eq!(norm.json["size"]["value"], "2");
     assert_eq!(norm.json["instrument"]["symbol"], "ES1!");
     assert_eq!(norm.json["strategy"]["name"], "Strat (9, 21)");
 }

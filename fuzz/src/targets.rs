@@ -134,7 +134,8 @@ pub fn plaintext(data: &[u8]) {
 /// panics; a signal it builds has the documented invariants and
 /// serializes; a refusal always says why.
 pub fn normalize(data: &[u8]) {
-    let json: Option<Value> = serde_json::from_slice(data).ok();
+    // The one body reader of the live path (a byte-order mark allowed).
+    let json: Option<Value> = normalize::parse_json(data);
     for kind in [SourceKind::Custom, SourceKind::Tradingview] {
         let meta = Meta {
             event_id: "0193a6c2-7f0e-7b61-9d2c-5a4b3c2d1e0f".into(),
@@ -153,11 +154,20 @@ pub fn normalize(data: &[u8]) {
                     "symbol {sym:?}"
                 );
                 let doc = serde_json::to_value(&signal).expect("a signal serializes");
-                for field in ["quantity", "price", "stop_loss", "take_profit"] {
-                    if let Some(s) = doc[field].as_str() {
+                for s in [
+                    &doc["size"]["value"],
+                    &doc["price"],
+                    &doc["stop_loss"]["value"],
+                    &doc["take_profit"]["value"],
+                    &doc["leverage"],
+                ]
+                .into_iter()
+                .filter_map(Value::as_str)
+                {
+                    {
                         assert!(
                             !s.starts_with('-') || s.trim_start_matches(['-', '0', '.']).is_empty(),
-                            "{field} {s:?} is negative"
+                            "{s:?} is negative"
                         );
                     }
                 }

@@ -20,7 +20,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::{self, stream};
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::{Attempt, ClaimStore, StoreError, Token};
+use super::{now_ms, Attempt, ClaimStore, Expires, StoreError, Token};
 
 /// How often a request waiting on another's pending claim looks again.
 const POLL: Duration = Duration::from_millis(25);
@@ -135,13 +135,6 @@ pub fn done_cache<V: Clone + Send + Sync + 'static>(
     )
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 /// Bucket keys allow only `[-/_=.a-zA-Z0-9]`; ours hold anything a sender
 /// chose, so the bucket key is a digest of it.
 fn bucket_key(key: &str) -> String {
@@ -154,7 +147,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 impl<V> KvStore<V>
 where
-    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Clone + Expires + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     pub fn new(
         js: jetstream::Context,
@@ -205,7 +198,10 @@ where
 
     async fn attempt_inner(&self, key: &str, intent: Option<&V>) -> Result<Attempt<V>, StoreError> {
         if let Some(v) = self.done.get(key) {
-            return Ok(Attempt::Taken(v));
+            if !v.expired(now_ms()) {
+                return Ok(Attempt::Taken(v));
+            }
+            self.done.invalidate(key);
         }
         self.check_connected()?;
         let kv = self.kv().await?;
@@ -231,6 +227,20 @@ where
         let state: Entry<V> = serde_json::from_slice(&entry.value)
             .map_err(|e| unavailable("entry is not ours", e))?;
         match state {
+            // Done, but only for a horizon that has passed: free again, and
+            // taken like an abandoned claim (revision-checked).
+            Entry::Done { value } if value.expired(now_ms()) => {
+                match kv
+                    .update(&k, self.pending(owner, intent), entry.revision)
+                    .await
+                {
+                    Ok(revision) => Ok(Attempt::Won(Token(revision))),
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                        Ok(Attempt::Pending)
+                    }
+                    Err(e) => Err(unavailable("claim an expired key", e)),
+                }
+            }
             Entry::Done { value } => {
                 self.done.insert(key.to_owned(), value.clone());
                 Ok(Attempt::Taken(value))
@@ -299,7 +309,7 @@ async fn remove_if_owned(kv: kv::Store, bucket: String, k: String, owner: u64) {
 
 impl<V> ClaimStore<V> for KvStore<V>
 where
-    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Clone + Expires + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn attempt<'a>(
         &'a self,

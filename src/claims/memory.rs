@@ -16,7 +16,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 use tokio::sync::watch;
 
-use super::{Attempt, ClaimStore, StoreError, Token};
+use super::{now_ms, Attempt, ClaimStore, Expires, StoreError, Token};
 
 /// Where a claimed key stands.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ pub struct MemoryStore<V: Clone + Send + Sync + 'static> {
     next_id: AtomicU64,
 }
 
-impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
+impl<V: Clone + Expires + Send + Sync + 'static> MemoryStore<V> {
     /// `ttl`: how long a done key is remembered. `capacity`: entries at
     /// which new claims are refused.
     pub fn new(ttl: Duration, capacity: u64) -> Arc<Self> {
@@ -101,6 +101,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
             let slot = entry.into_value();
             let state = slot.state.borrow().clone();
             match state {
+                SlotState::Done(v) if v.expired(now_ms()) => self.remove_if(&key, slot.id),
                 SlotState::Done(v) => return Attempt::Taken(v),
                 SlotState::Pending => return Attempt::Pending,
                 // Released but not yet removed: clear it and claim again.
@@ -133,7 +134,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static> ClaimStore<V> for MemoryStore<V> {
+impl<V: Clone + Expires + Send + Sync + 'static> ClaimStore<V> for MemoryStore<V> {
     /// A memory claim dies with its holder's process, so nothing is ever
     /// taken over and the intent is not kept.
     fn attempt<'a>(

@@ -29,6 +29,28 @@ use futures_util::future::BoxFuture;
 /// refuse it anyway).
 pub const COMMIT_RETRY_FOR: Duration = Duration::from_secs(20);
 
+/// A done value that may stop counting before the store's own TTL: the
+/// idempotency record of a body-hash key lasts only the source's
+/// `content_dedupe_sec` (two identical alerts on two bars are two signals),
+/// while the bucket keeps keys for the full idempotency TTL. An expired
+/// done key is free again, claimed like a released one.
+pub trait Expires {
+    fn expired(&self, _now_ms: u64) -> bool {
+        false
+    }
+}
+
+impl Expires for () {}
+impl Expires for u32 {}
+
+/// Milliseconds since the Unix epoch, the clock of [`Expires`] and leases.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
 /// Identifies one claim of a key (a memory slot id or a KV revision), so a
 /// late commit or release never touches somebody else's later claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

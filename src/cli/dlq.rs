@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::CliError;
 use crate::claims::jetstream::{ensure_bucket, BucketSpec};
-use crate::config::{Settings, SourceKind};
+use crate::config::{NormalizedSchema, Settings, SourceKind};
 use crate::normalize::signal::DeadLetter;
 use crate::normalize::{self, Meta};
 use crate::publish::connection;
@@ -193,7 +193,7 @@ async fn replay_one(
         return Ok(Outcome::RawMissing);
     };
     let meta = meta_of(&raw);
-    let signal = match renormalize(&raw, &meta) {
+    let signal = match renormalize(settings, &raw, &meta) {
         Ok(signal) => signal,
         Err(reasons) => return Ok(Outcome::StillInvalid(reasons)),
     };
@@ -215,14 +215,21 @@ async fn replay_one(
         // Pending: an earlier run stopped between mark and ack; publish
         // again under the same Nats-Msg-Id.
     }
-    let message = serde_json::to_vec(&signal)
+    let (schema, document) = match settings.nats.normalized_schema {
+        NormalizedSchema::V2 => (signal.schema, serde_json::to_vec(&signal)),
+        NormalizedSchema::V1 => {
+            let v1 = signal.to_v1();
+            (v1.schema, serde_json::to_vec(&v1))
+        }
+    };
+    let message = document
         .and_then(|document| {
             envelope::outbound(
                 &settings.nats,
                 Role::Normalized,
                 normalized_msg_id(&record.letter.raw_msg_id),
                 &meta,
-                signal.schema,
+                schema,
                 document,
             )
         })
@@ -266,7 +273,10 @@ fn meta_of(raw: &RawEvent) -> Meta {
     }
 }
 
+/// The raw event's body read again, as the live path reads it, with the
+/// source's settings of today (its format, mapping and credential names).
 fn renormalize(
+    settings: &Settings,
     raw: &RawEvent,
     meta: &Meta,
 ) -> Result<crate::normalize::signal::NormalizedSignal, Vec<String>> {
@@ -276,8 +286,13 @@ fn renormalize(
             .map_err(|e| vec![format!("raw body is not valid base64: {e}")])?,
         _ => raw.body.clone().into_bytes(),
     };
-    let json = serde_json::from_slice(&body).ok();
-    normalize::normalize(meta, &body, json)
+    let body = Bytes::from(body);
+    let json = normalize::parse_json(&body);
+    let opts = match settings.source(&raw.source) {
+        Some(source) => normalize::Options::of(source),
+        None => normalize::Options::defaults(meta.source_kind),
+    };
+    normalize::read(opts, &body, json).stamp(meta).1
 }
 
 /// The raw event of a dead letter. Both were published by one request, so

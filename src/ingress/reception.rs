@@ -22,7 +22,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::auth::{Authenticate, Authenticated, Authenticator, Credentials};
-use crate::config::{NatsSettings, SourceConfig};
+use crate::config::{NatsSettings, NormalizedSchema, SourceConfig};
 use crate::error::GatewayError;
 use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
 use crate::ids::{CorrId, EventId};
@@ -189,15 +189,28 @@ async fn prepare(
     let json = auth
         .json
         .take()
-        .or_else(|| crate::auth::tradingview::parse_object(&auth.body));
-    let body_hash = idempotency::body_hash(&source.id, &auth.body);
+        .or_else(|| crate::normalize::parse_json(&auth.body));
+    // Normalized before the key is derived: the format says which payload
+    // field (if any) identifies one signal, and the body hashed and
+    // published is the one with credentials redacted.
+    let normalized = stage::call(
+        &stages.normalizer,
+        Normalize {
+            source: source.clone(),
+            body: auth.body.clone(),
+            json,
+        },
+        "normalizer",
+    )
+    .await?;
+    let body_hash = idempotency::body_hash(&source.id, &normalized.body);
     let key = idempotency::derive_key(
         &source.id,
-        source.kind,
         msg.idempotency_key.as_deref(),
         auth.sender_id.as_deref(),
-        json.as_ref(),
+        normalized.payload_id.as_deref(),
         &body_hash,
+        source.content_dedupe,
     )?;
     let fresh_event_id = EventId::generate();
     let key_claim = idempotency.claim(&key, &body_hash, fresh_event_id).await?;
@@ -220,24 +233,38 @@ async fn prepare(
         source_kind: source.kind,
         received_at: rfc3339(OffsetDateTime::now_utc()),
     };
-    let normalized = stage::call(
-        &stages.normalizer,
-        Normalize {
-            meta: meta.clone(),
-            body: auth.body.clone(),
-            json,
-        },
-        "normalizer",
-    )
-    .await?;
+    let (body, normalized) = normalized.stamp(&meta);
 
-    let raw = raw_envelope(&meta, &auth, &key, msg.content_type);
+    let raw = raw_envelope(&meta, &auth, body, &key, msg.content_type);
     let (messages, instrument, rejected) = match normalized {
         Ok(signal) => {
             let instrument = signal.instrument.symbol.clone();
+            let normalized = match nats.normalized_schema {
+                NormalizedSchema::V2 => outbound(
+                    nats,
+                    Role::Normalized,
+                    &key,
+                    event_id,
+                    &meta,
+                    signal.schema,
+                    &signal,
+                )?,
+                NormalizedSchema::V1 => {
+                    let v1 = signal.to_v1();
+                    outbound(
+                        nats,
+                        Role::Normalized,
+                        &key,
+                        event_id,
+                        &meta,
+                        v1.schema,
+                        &v1,
+                    )?
+                }
+            };
             let messages = vec![
-                outbound(nats, Role::Raw, &key, &meta, RAW_SCHEMA, &raw)?,
-                outbound(nats, Role::Normalized, &key, &meta, signal.schema, &signal)?,
+                outbound(nats, Role::Raw, &key, event_id, &meta, RAW_SCHEMA, &raw)?,
+                normalized,
             ];
             (messages, instrument, None)
         }
@@ -250,11 +277,11 @@ async fn prepare(
                 received_at: meta.received_at.clone(),
                 reasons: reasons.clone(),
                 raw_subject: nats.subject_raw.clone(),
-                raw_msg_id: key.msg_id("raw"),
+                raw_msg_id: key.msg_id(&event_id, "raw"),
             };
             let messages = vec![
-                outbound(nats, Role::Raw, &key, &meta, RAW_SCHEMA, &raw)?,
-                outbound(nats, Role::Dlq, &key, &meta, DLQ_SCHEMA, &dead)?,
+                outbound(nats, Role::Raw, &key, event_id, &meta, RAW_SCHEMA, &raw)?,
+                outbound(nats, Role::Dlq, &key, event_id, &meta, DLQ_SCHEMA, &dead)?,
             ];
             (messages, String::new(), Some(reasons))
         }
@@ -283,10 +310,7 @@ async fn prepare(
                 }
             };
             futures_util::join!(
-                key_claim.commit(Record {
-                    event_id,
-                    body_hash,
-                }),
+                key_claim.commit(Record::new(event_id, body_hash, &key)),
                 nonce_done
             );
         } else {
@@ -303,17 +327,19 @@ async fn prepare(
     })
 }
 
+/// `body`: as the normalizer left it, credentials redacted.
 fn raw_envelope(
     meta: &Meta,
     auth: &Authenticated,
+    body: Bytes,
     key: &IdempotencyKey,
     content_type: Option<String>,
 ) -> RawEnvelope {
-    let (body_encoding, body) = match std::str::from_utf8(&auth.body) {
+    let (body_encoding, body) = match std::str::from_utf8(&body) {
         Ok(text) => ("utf8", text.to_owned()),
         Err(_) => (
             "base64",
-            base64::engine::general_purpose::STANDARD.encode(&auth.body),
+            base64::engine::general_purpose::STANDARD.encode(&body),
         ),
     };
     RawEnvelope {
@@ -336,6 +362,7 @@ fn outbound<T: Serialize>(
     nats: &NatsSettings,
     role: Role,
     key: &IdempotencyKey,
+    event_id: EventId,
     meta: &Meta,
     schema: &str,
     value: &T,
@@ -345,7 +372,7 @@ fn outbound<T: Serialize>(
             envelope::outbound(
                 nats,
                 role,
-                key.msg_id(role.as_str()),
+                key.msg_id(&event_id, role.as_str()),
                 meta,
                 schema,
                 document,

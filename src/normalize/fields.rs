@@ -122,7 +122,7 @@ pub fn market_position(s: &str) -> Option<MarketPosition> {
 }
 
 /// Lower-case without spaces, dashes or underscores: `Enter-Long` → `enterlong`.
-fn squash(s: &str) -> String {
+pub fn squash(s: &str) -> String {
     s.chars()
         .filter(|c| !matches!(c, ' ' | '-' | '_'))
         .flat_map(char::to_lowercase)
@@ -168,6 +168,58 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
         .unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The meaning of a TradingView strategy order (`{{strategy.order.action}}`
+/// is only `buy` or `sell`) from the positions before and after it: a sell
+/// that takes a long to flat (or smaller) closes the long, it does not open
+/// a short. A reversal (long to short in one order) is two trades in one
+/// message and is refused: an agent reading "sell 2" as "open a short of 2"
+/// would double the position.
+pub fn strategy_action(
+    order_action: &str,
+    market: Option<MarketPosition>,
+    prev: Option<MarketPosition>,
+) -> Result<Action, String> {
+    use MarketPosition::{Flat, Long, Short};
+    let side = match action(order_action) {
+        Some(a @ (Action::Buy | Action::Sell)) => a,
+        Some(other) => return Ok(other),
+        None => return Err(format!("order action {order_action:?} is not buy or sell")),
+    };
+    let (Some(now), Some(before)) = (market, prev) else {
+        return Ok(side);
+    };
+    match (side, before, now) {
+        (Action::Buy, Short, Flat | Short) => Ok(Action::CloseShort),
+        (Action::Sell, Long, Flat | Long) => Ok(Action::CloseLong),
+        (Action::Buy, Short, Long) | (Action::Sell, Long, Short) => Err(format!(
+            "the {order_action} order reverses the position from {before:?} to {now:?}: \
+             closing one side and opening the other are two signals; send them as two alerts"
+        )
+        .to_lowercase()),
+        (Action::Buy, _, Short) | (Action::Sell, _, Long) | (_, Flat, Flat) => Err(format!(
+            "a {order_action} order cannot leave a {before:?} position {now:?}"
+        )
+        .to_lowercase()),
+        (a, _, _) => Ok(a),
+    }
+}
+
+/// Splits an instrument id into base and quote at `sep` (`BTC-USDT-SWAP`
+/// → BTC, USDT; `USDT_ETH` read quote-first → ETH, USDT).
+pub fn split_pair(symbol: &str, sep: char, quote_first: bool) -> Option<(String, String)> {
+    let mut parts = symbol.split(sep);
+    let (a, b) = (parts.next()?, parts.next()?);
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if !ok(a) || !ok(b) {
+        return None;
+    }
+    Some(if quote_first {
+        (b.to_owned(), a.to_owned())
+    } else {
+        (a.to_owned(), b.to_owned())
+    })
 }
 
 #[cfg(test)]

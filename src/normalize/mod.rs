@@ -1,25 +1,52 @@
 //! The normalizer stage: turns an authenticated payload into one canonical,
-//! versioned [`NormalizedSignal`], or into the list of reasons it cannot.
+//! versioned [`NormalizedSignal`], or into the list of reasons it cannot,
+//! and makes the body safe to publish (credentials redacted, see
+//! [`credentials`]).
 //!
 //! Pure CPU, no I/O. The payload is read by its content, not its
 //! Content-Type (TradingView labels JSON with a trailing newline
-//! `text/plain`). Fields it does not map are kept under `extra`; a value
-//! that still holds an unreplaced `{{placeholder}}` is refused, never zeroed.
+//! `text/plain`): each external format is one adapter file, tried in the
+//! order of [`formats::ADAPTERS`], or forced per source with `format = …`,
+//! or mapped field by field with `[sources.<name>.mapping]`. Fields it does
+//! not map are kept under `extra`; a value that still holds an unreplaced
+//! `{{placeholder}}` is refused, never zeroed; a size is never published
+//! without its unit; when a message's meaning is unclear it is refused
+//! with the reason rather than guessed.
 
+pub mod alertatron;
+pub mod autoview;
+pub mod credentials;
+pub mod exchange_bot;
 pub mod fields;
+pub mod finandy;
+pub mod formats;
+pub mod mapping;
+pub mod metaapi;
+pub mod octobot;
+pub mod okx;
+pub mod pickmytrade;
+pub mod pineconnector;
 pub mod plaintext;
 pub mod signal;
 pub mod template;
+pub mod threecommas;
+pub mod traderspost;
+pub mod tradingconnector;
+pub mod wundertrading;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::sync::Arc;
 
-use crate::config::SourceKind;
+use crate::config::{FormatChoice, MappingSettings, SourceConfig, SourceKind};
 use crate::error::GatewayError;
 use crate::stage::{guarded, MAILBOX_CAPACITY};
 use fields::Sign;
-use signal::{Instrument, NormalizedSignal, Strategy, NORMALIZED_SCHEMA};
+use formats::Input;
+use signal::{
+    Instrument, Level, LevelUnit, NormalizedSignal, Size, SizeUnit, Strategy, NORMALIZED_SCHEMA,
+};
 use template::{Field, Fields};
 
 /// Longest symbol or exchange accepted.
@@ -35,14 +62,111 @@ pub struct Meta {
     pub received_at: String,
 }
 
+/// How one source's payloads are read.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    pub kind: SourceKind,
+    pub format: FormatChoice,
+    pub mapping: Option<&'a MappingSettings>,
+    /// The source's own credential field names, squashed.
+    pub redact_fields: &'a [String],
+}
+
+impl<'a> Options<'a> {
+    pub fn of(source: &'a SourceConfig) -> Self {
+        Options {
+            kind: source.kind,
+            format: source.format,
+            mapping: source.mapping.as_ref(),
+            redact_fields: &source.redact_fields,
+        }
+    }
+
+    /// A source of `kind` with every setting at its default.
+    pub fn defaults(kind: SourceKind) -> Options<'static> {
+        Options {
+            kind,
+            format: FormatChoice::Auto,
+            mapping: None,
+            redact_fields: &[],
+        }
+    }
+
+    fn policy(&self) -> credentials::Policy<'a> {
+        credentials::Policy {
+            extra_names: self.redact_fields,
+        }
+    }
+}
+
 /// Message in: a payload to normalize.
 #[derive(Message)]
-#[rtype(result = "Result<Result<NormalizedSignal, Vec<String>>, GatewayError>")]
+#[rtype(result = "Result<Normalized, GatewayError>")]
 pub struct Normalize {
-    pub meta: Meta,
+    pub source: Arc<SourceConfig>,
     pub body: Bytes,
     /// The body parsed as JSON, if it is JSON.
     pub json: Option<Value>,
+}
+
+/// What the normalizer made of a payload, before the gateway stamps who
+/// and when on it ([`Normalized::stamp`]).
+#[derive(Debug)]
+pub struct Normalized {
+    /// The body as it may be published: credentials redacted.
+    pub body: Bytes,
+    /// Which adapter read it.
+    pub format: &'static str,
+    /// The payload's own id, when its format carries one that identifies
+    /// one signal (the idempotency key after the header and sender id).
+    pub payload_id: Option<String>,
+    outcome: Result<Draft, Vec<String>>,
+}
+
+/// A signal without the gateway's stamp.
+#[derive(Debug)]
+struct Draft {
+    asserted_at: Option<String>,
+    instrument: Instrument,
+    action: signal::Action,
+    size: Option<Size>,
+    price: Option<String>,
+    order_type: Option<signal::OrderType>,
+    stop_loss: Option<Level>,
+    take_profit: Option<Level>,
+    leverage: Option<String>,
+    strategy: Option<Strategy>,
+    interval: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl Normalized {
+    /// The canonical signal with `meta` stamped on it, or why there is none.
+    pub fn stamp(self, meta: &Meta) -> (Bytes, Result<NormalizedSignal, Vec<String>>) {
+        let format = self.format;
+        let signal = self.outcome.map(|d| NormalizedSignal {
+            schema: NORMALIZED_SCHEMA,
+            event_id: meta.event_id.clone(),
+            corr_id: meta.corr_id.clone(),
+            source: meta.source.clone(),
+            source_kind: meta.source_kind.as_str(),
+            format,
+            received_at: meta.received_at.clone(),
+            asserted_at: d.asserted_at,
+            instrument: d.instrument,
+            action: d.action,
+            size: d.size,
+            price: d.price,
+            order_type: d.order_type,
+            stop_loss: d.stop_loss,
+            take_profit: d.take_profit,
+            leverage: d.leverage,
+            strategy: d.strategy,
+            interval: d.interval,
+            extra: d.extra,
+        });
+        (self.body, signal)
+    }
 }
 
 /// One normalizer per HTTP worker; it holds no state.
@@ -59,63 +183,122 @@ impl Actor for Normalizer {
 impl Supervised for Normalizer {}
 
 impl Handler<Normalize> for Normalizer {
-    type Result = Result<Result<NormalizedSignal, Vec<String>>, GatewayError>;
+    type Result = Result<Normalized, GatewayError>;
 
     fn handle(&mut self, msg: Normalize, ctx: &mut Context<Self>) -> Self::Result {
         guarded(ctx, "normalizer", move || {
-            Ok(normalize(&msg.meta, &msg.body, msg.json))
+            Ok(read(Options::of(&msg.source), &msg.body, msg.json))
         })
     }
 }
 
-/// Picks the adapter by content and runs it.
+/// Parses `body` as JSON if it is JSON (whitespace around it, and a
+/// leading UTF-8 byte-order mark as some Windows tools write, allowed):
+/// the one body reader of the live path, `at-gateway dlq` and the fuzzers.
+pub fn parse_json(body: &[u8]) -> Option<Value> {
+    const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+    serde_json::from_slice::<Value>(body).ok()
+}
+
+/// Normalizes with a source's default settings and stamps `meta` (the
+/// fuzz targets' entry point).
 pub fn normalize(
     meta: &Meta,
     body: &[u8],
     json: Option<Value>,
 ) -> Result<NormalizedSignal, Vec<String>> {
-    let tv = meta.source_kind == SourceKind::Tradingview;
-    match json {
-        Some(Value::Object(obj)) if template::is_canonical(&obj) => {
-            build(template::read_canonical(obj), meta, "canonical")
+    read(
+        Options::defaults(meta.source_kind),
+        &Bytes::copy_from_slice(body),
+        json,
+    )
+    .stamp(meta)
+    .1
+}
+
+/// Reads a payload: picks the adapter, redacts credentials, maps fields.
+pub fn read(opts: Options<'_>, body: &Bytes, json: Option<Value>) -> Normalized {
+    let text = match &json {
+        Some(_) => None,
+        None => match std::str::from_utf8(body) {
+            Ok(t) => Some(t),
+            Err(_) => return refused(body.clone(), "text", "body is neither JSON nor UTF-8 text"),
+        },
+    };
+    let input = match (json, text) {
+        (Some(v), _) => Input::Json(v),
+        (None, Some(t)) => Input::Text(t.to_owned()),
+        (None, None) => unreachable!("a body is JSON or text"),
+    };
+    let adapter = match opts.mapping {
+        Some(_) => &formats::MAPPING,
+        None => formats::pick(opts.format, &input),
+    };
+    let name = adapter.name(opts.kind);
+
+    // Credentials go before anything else reads the body.
+    let policy = opts.policy();
+    let mut parts = (adapter.secrets)(&input);
+    parts.retain(|s| !s.is_empty() && s != credentials::REDACTED);
+    let (input, body) = match input {
+        Input::Json(mut v) => {
+            let secrets = credentials::scrub_json(&mut v, policy);
+            credentials::scrub_parts(&mut v, &parts);
+            let body = credentials::redact_body(body, &secrets, &parts, Some(&v));
+            (Input::Json(v), body)
         }
-        Some(Value::Object(obj)) => {
-            let format = if tv {
-                "tradingview_json"
-            } else {
-                "json_template"
-            };
-            build(template::read_template(obj), meta, format)
+        Input::Text(t) => {
+            let mut secrets = credentials::scan_text(&t, policy);
+            secrets.retain(|s| s != credentials::REDACTED);
+            let body = credentials::redact_body(body, &secrets, &parts, None);
+            let text = String::from_utf8_lossy(&body).into_owned();
+            (Input::Text(text), body)
         }
-        Some(_) => Err(vec!["JSON body must be an object".into()]),
-        None => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| vec!["body is neither JSON nor UTF-8 text".to_string()])?;
-            if fields::has_placeholder(text) {
-                return Err(vec![format!(
-                    "body holds an unreplaced placeholder: {}",
-                    first_placeholder(text)
-                )]);
-            }
-            let format = if tv { "tradingview_text" } else { "text" };
-            match plaintext::parse(text) {
-                Ok(map) => build(template::read_template(map), meta, format),
-                Err(reason) => {
-                    let mut reasons = vec![reason];
-                    if looks_like_json(text) {
-                        if let Err(e) = serde_json::from_str::<Value>(text) {
-                            reasons.insert(0, format!("body is not valid JSON: {e}"));
-                        }
-                    }
-                    Err(reasons)
-                }
-            }
+    };
+    if let Input::Text(t) = &input {
+        if fields::has_placeholder(t) {
+            let reason = format!(
+                "body holds an unreplaced placeholder: {}",
+                first_placeholder(t)
+            );
+            return refused(body, name, &reason);
         }
+    }
+    let payload_id = match (&input, opts.mapping) {
+        (Input::Json(v), Some(m)) => mapping::payload_id(v, m),
+        (Input::Json(v), None) => payload_id(v, adapter.id_fields(opts.kind)),
+        (Input::Text(_), _) => None,
+    };
+    let outcome = (adapter.read)(input, opts.mapping).and_then(|mut f| {
+        credentials::drop_from(&mut f.extra, policy);
+        build(f)
+    });
+    Normalized {
+        body,
+        format: name,
+        payload_id,
+        outcome,
     }
 }
 
-fn looks_like_json(text: &str) -> bool {
-    text.trim_start().starts_with(['{', '['])
+fn refused(body: Bytes, format: &'static str, reason: &str) -> Normalized {
+    Normalized {
+        body,
+        format,
+        payload_id: None,
+        outcome: Err(vec![reason.to_owned()]),
+    }
+}
+
+/// The payload's own id: a string or integer in one of `fields`.
+fn payload_id(v: &Value, fields: &[&str]) -> Option<String> {
+    let obj = v.as_object()?;
+    fields.iter().find_map(|f| match obj.get(*f)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 fn first_placeholder(text: &str) -> &str {
@@ -127,8 +310,9 @@ fn first_placeholder(text: &str) -> &str {
     &text[start..end]
 }
 
-/// Builds the signal from what an adapter read, collecting every problem.
-fn build(f: Fields, meta: &Meta, format: &'static str) -> Result<NormalizedSignal, Vec<String>> {
+/// Builds the draft signal from what an adapter read, collecting every
+/// problem.
+fn build(f: Fields) -> Result<Draft, Vec<String>> {
     let mut reasons = Vec::new();
     for picked in f.picked() {
         if let Some(p) = fields::find_placeholder(&picked.value, &picked.key) {
@@ -164,13 +348,23 @@ fn build(f: Fields, meta: &Meta, format: &'static str) -> Result<NormalizedSigna
     let market_text = text_of(Field::MarketPosition, "a string");
     let prev_market_text = text_of(Field::PrevMarketPosition, "a string");
     let interval = text_of(Field::Interval, "a string or number");
+    let unit_text = text_of(Field::SizeUnit, "a string");
+    let currency = text_of(Field::Currency, "a string");
+    let sl_unit_text = text_of(Field::StopLossUnit, "a string");
+    let tp_unit_text = text_of(Field::TakeProfitUnit, "a string");
+    let base = text_of(Field::Base, "a string");
+    let quote = text_of(Field::Quote, "a string");
 
     let instrument = match symbol_text {
         None => {
             reasons.push("a symbol is required (symbol, ticker, instrument or pair)".into());
             None
         }
-        Some(sym) => instrument(&sym, exchange_text, &mut reasons),
+        Some(sym) => instrument(&sym, exchange_text, &mut reasons).map(|mut i| {
+            i.base = base;
+            i.quote = quote;
+            i
+        }),
     };
     let action = match action_text {
         None => {
@@ -221,6 +415,7 @@ fn build(f: Fields, meta: &Meta, format: &'static str) -> Result<NormalizedSigna
     let price = dec(Field::Price, Sign::NonNegative);
     let stop_loss = dec(Field::StopLoss, Sign::NonNegative);
     let take_profit = dec(Field::TakeProfit, Sign::NonNegative);
+    let leverage = dec(Field::Leverage, Sign::NonNegative);
     let position_size = dec(Field::PositionSize, Sign::Any);
     let asserted_at = f.get(Field::AssertedAt).and_then(|p| {
         fields::timestamp(&p.key, &p.value)
@@ -228,6 +423,50 @@ fn build(f: Fields, meta: &Meta, format: &'static str) -> Result<NormalizedSigna
             .ok()
             .flatten()
     });
+
+    // A size always carries its unit. Adapters name it; a generic template's
+    // size counts contracts when its key says so (TradingView's
+    // `{{strategy.order.contracts}}`), else units of the instrument.
+    let size = quantity.and_then(|value| {
+        let unit = match &unit_text {
+            Some(u) => SizeUnit::parse(u).or_else(|| {
+                reasons.push(format!(
+                    "size unit {u:?} is not one of {}",
+                    SizeUnit::ALL.map(SizeUnit::as_str).join(", ")
+                ));
+                None
+            })?,
+            None => {
+                let key = f.get(Field::Quantity).map(|p| p.key.to_ascii_lowercase());
+                if key.is_some_and(|k| k.ends_with("contracts")) {
+                    SizeUnit::Contracts
+                } else {
+                    SizeUnit::Units
+                }
+            }
+        };
+        Some(Size {
+            value,
+            unit,
+            currency: currency.clone(),
+        })
+    });
+    let mut level = |value: Option<String>, unit: &Option<String>, what: &str| {
+        let value = value?;
+        let unit = match unit {
+            None => LevelUnit::Price,
+            Some(u) => LevelUnit::parse(u).or_else(|| {
+                reasons.push(format!(
+                    "{what} unit {u:?} is not one of {}",
+                    LevelUnit::ALL.map(LevelUnit::as_str).join(", ")
+                ));
+                None
+            })?,
+        };
+        Some(Level { value, unit })
+    };
+    let stop_loss = level(stop_loss, &sl_unit_text, "stop_loss");
+    let take_profit = level(take_profit, &tp_unit_text, "take_profit");
 
     if !reasons.is_empty() {
         return Err(reasons);
@@ -243,22 +482,16 @@ fn build(f: Fields, meta: &Meta, format: &'static str) -> Result<NormalizedSigna
         market_position,
         prev_market_position,
     };
-    Ok(NormalizedSignal {
-        schema: NORMALIZED_SCHEMA,
-        event_id: meta.event_id.clone(),
-        corr_id: meta.corr_id.clone(),
-        source: meta.source.clone(),
-        source_kind: meta.source_kind.as_str(),
-        format,
-        received_at: meta.received_at.clone(),
+    Ok(Draft {
         asserted_at,
         instrument,
         action,
-        quantity,
+        size,
         price,
         order_type,
         stop_loss,
         take_profit,
+        leverage,
         strategy: (!strategy.is_empty()).then_some(strategy),
         interval,
         extra: f.extra,
@@ -293,7 +526,12 @@ fn instrument(
             return None;
         }
     }
-    Some(Instrument { symbol, exchange })
+    Some(Instrument {
+        symbol,
+        exchange,
+        base: None,
+        quote: None,
+    })
 }
 
 #[cfg(test)]
@@ -328,7 +566,9 @@ mod tests {
             "order_price":64000.10,"order_id":"Long","market_position":"long","prev_market_position":"flat"}}"#;
         let s = normalize(&meta(SourceKind::Tradingview), body.as_bytes(), json(body)).unwrap();
         assert_eq!(s.action, Action::Buy);
-        assert_eq!(s.quantity.as_deref(), Some("0.1"));
+        let size = s.size.as_ref().unwrap();
+        assert_eq!(size.value, "0.1");
+        assert_eq!(size.unit, SizeUnit::Contracts);
         assert_eq!(s.price.as_deref(), Some("64000.10"));
         let strategy = s.strategy.unwrap();
         assert_eq!(
@@ -374,5 +614,132 @@ mod tests {
         assert_eq!(s.instrument.symbol, "BRK.B");
         assert_eq!(s.instrument.exchange.as_deref(), Some("NYSE"));
         assert_eq!(s.format, "tradingview_text");
+    }
+
+    /// The README's table of platform messages ("For traders"), each as
+    /// published there.
+    /// Body, format, action, size (value and unit).
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<(&'static str, &'static str)>,
+    );
+
+    #[test]
+    fn readme_platform_examples() {
+        let cases: &[Case] = &[
+            (
+                r#"{"secret":"s-123456","bot_uuid":"u","action":"exit_short","tv_exchange":"BYBIT","tv_instrument":"ETHUSDT.P","order":{"amount":100,"currency_type":"position_percent"}}"#,
+                "3commas_signal_bot",
+                "close_short",
+                Some(("100", "percent_of_position")),
+            ),
+            (
+                r#"{"message_type":"bot","bot_id":123,"email_token":"e-123456","pair":"USDT_ETH","action":"close_at_market_price"}"#,
+                "3commas_dca",
+                "close",
+                None,
+            ),
+            (
+                r#"{"ticker":"SPY","action":"buy","quantityType":"dollar_amount","quantity":1000}"#,
+                "traderspost",
+                "buy",
+                Some(("1000", "quote")),
+            ),
+            (
+                r#"{"action":"EXIT_LONG","instrument":"BTC-USDT-SWAP","signalToken":"t-123456","investmentType":"percentage_position","amount":"100"}"#,
+                "okx_signal_bot",
+                "close_long",
+                Some(("100", "percent_of_position")),
+            ),
+            (
+                "ENTER-LONG_BINANCE-FUTURES_BTCBUSD_MyBot_1M_5a1f03c9e7b2d486",
+                "wundertrading",
+                "buy",
+                None,
+            ),
+            (
+                "60123456789,buy,AUDUSD,risk=0.1",
+                "pineconnector",
+                "buy",
+                Some(("0.1", "risk")),
+            ),
+            (
+                "MyKeys(XBTUSD) { market(side=buy, amount=50%); }",
+                "alertatron",
+                "buy",
+                Some(("50", "percent_of_balance")),
+            ),
+            (
+                "e=binance s=BTCUSDT c=position b=long",
+                "autoview",
+                "close_long",
+                None,
+            ),
+            (
+                "EXCHANGE=binance\nSYMBOL=SOLUSDT\nVOLUME=100a%\nSIGNAL=BUY",
+                "octobot",
+                "buy",
+                Some(("100", "percent_of_balance")),
+            ),
+            (
+                r#"{"symbol":"NQ1!","data":"buy","quantity":"1","risk_percentage":"0","token":"k-123456"}"#,
+                "pickmytrade",
+                "buy",
+                Some(("1", "contracts")),
+            ),
+            (
+                r#"{"symbol":"EURUSD","type":"POSITION_TYPE_BUY","volume":0.01,"stopLoss":1.08}"#,
+                "metaapi",
+                "buy",
+                Some(("0.01", "lots")),
+            ),
+            (
+                r#"{"name":"n","secret":"s-123456","side":"sell","symbol":"BTCUSDT"}"#,
+                "finandy",
+                "sell",
+                None,
+            ),
+            (
+                "EURUSD long lotsize=0.15",
+                "tradingconnector",
+                "buy",
+                Some(("0.15", "lots")),
+            ),
+            (
+                r#"{"symbol":"BTCUSDT","side":"OpenLong","qty":"@0.006","leverage":"10"}"#,
+                "exchange_bot",
+                "buy",
+                Some(("0.006", "units")),
+            ),
+        ];
+        for (body, format, action, size) in cases {
+            let body = body.to_string();
+            let n = read(
+                Options::defaults(SourceKind::Tradingview),
+                &Bytes::from(body.clone()),
+                parse_json(body.as_bytes()),
+            );
+            assert_eq!(n.format, *format, "{body}");
+            let published = String::from_utf8_lossy(&n.body).into_owned();
+            for secret in [
+                "s-123456",
+                "e-123456",
+                "t-123456",
+                "k-123456",
+                "60123456789",
+                "5a1f03c9e7b2d486",
+            ] {
+                assert!(!published.contains(secret), "{body}: {published}");
+            }
+            let s = n
+                .stamp(&meta(SourceKind::Tradingview))
+                .1
+                .unwrap_or_else(|r| panic!("{body}: {r:?}"));
+            assert_eq!(serde_json::to_value(s.action).unwrap(), *action, "{body}");
+            let got = s.size.as_ref().map(|z| (z.value.as_str(), z.unit.as_str()));
+            assert_eq!(got, *size, "{body}");
+        }
     }
 }

@@ -12,6 +12,30 @@
 use serde_json::{Map, Value};
 
 use super::fields;
+use super::formats::{Input, Read};
+use super::template;
+use crate::config::MappingSettings;
+
+/// The generic plain-text adapter: one of the forms above, read as a
+/// template; otherwise 422 with the reason (and the JSON parse error when
+/// the text was meant to be JSON).
+pub fn read(input: Input, _: Option<&MappingSettings>) -> Read {
+    let Input::Text(text) = input else {
+        return Err(vec!["JSON body must be an object".into()]);
+    };
+    match parse(&text) {
+        Ok(map) => template::generic(template::read_template(map)),
+        Err(reason) => {
+            let mut reasons = vec![reason];
+            if text.trim_start().starts_with(['{', '[']) {
+                if let Err(e) = serde_json::from_str::<Value>(&text) {
+                    reasons.insert(0, format!("body is not valid JSON: {e}"));
+                }
+            }
+            Err(reasons)
+        }
+    }
+}
 
 /// Parses `text` into a JSON object of string values for the template
 /// reader, or explains why it could not.
@@ -21,7 +45,7 @@ pub fn parse(text: &str) -> Result<Map<String, Value>, String> {
         return Err("body is empty".into());
     }
     if let Some(map) = default_strategy_message(text) {
-        return Ok(map);
+        return map;
     }
     if text.contains('=') {
         return key_values(text);
@@ -94,14 +118,26 @@ fn positional(text: &str) -> Result<Map<String, Value>, String> {
 }
 
 /// `… order {action} @ {contracts} filled on {ticker}. New strategy position is {size}`
-fn default_strategy_message(text: &str) -> Option<Map<String, Value>> {
+fn default_strategy_message(text: &str) -> Option<Result<Map<String, Value>, String>> {
     let (head, tail) = text.split_once("order ")?;
     let (action, tail) = tail.split_once(" @ ")?;
     let (contracts, tail) = tail.split_once(" filled on ")?;
     let (ticker, tail) = tail.split_once(". New strategy position is ")?;
     let position = tail.trim().trim_end_matches('.');
     let mut map = Map::new();
-    map.insert("action".into(), Value::String(action.trim().into()));
+    let action = match strategy_order_meaning(action.trim(), contracts.trim(), position) {
+        Some(meaning) if meaning == "reverse" => {
+            return Some(Err(format!(
+                "the strategy's {} of {} reverses its position (now {position}): closing one \
+                 side and opening the other are two signals; send them as two alerts",
+                action.trim(),
+                contracts.trim()
+            )))
+        }
+        Some(meaning) => meaning,
+        None => action.trim().to_owned(),
+    };
+    map.insert("action".into(), Value::String(action));
     map.insert("quantity".into(), Value::String(contracts.trim().into()));
     map.insert("symbol".into(), Value::String(ticker.trim().into()));
     map.insert("position_size".into(), Value::String(position.into()));
@@ -109,7 +145,38 @@ fn default_strategy_message(text: &str) -> Option<Map<String, Value>> {
     if !name.is_empty() {
         map.insert("strategy_name".into(), Value::String(name.into()));
     }
-    Some(map)
+    Some(Ok(map))
+}
+
+/// What a strategy's `buy`/`sell` of `contracts` did, from the position
+/// after it: a sell that leaves the position at or above zero closed (part
+/// of) a long; one that overshoots zero by less than it sold reversed it,
+/// which is two signals and is left unmapped (`reverse`, refused). `None`
+/// when the figures do not parse (then the word stands as written).
+fn strategy_order_meaning(action: &str, contracts: &str, position: &str) -> Option<String> {
+    use rust_decimal::Decimal;
+    let qty = Decimal::from_str_exact(contracts).ok()?;
+    let pos = Decimal::from_str_exact(position).ok()?;
+    let (closing, opened) = match fields::action(action)? {
+        super::signal::Action::Sell => (pos >= Decimal::ZERO, -pos),
+        super::signal::Action::Buy => (pos <= Decimal::ZERO, pos),
+        _ => return None,
+    };
+    let side = if fields::action(action)? == super::signal::Action::Sell {
+        ("close_long", "sell")
+    } else {
+        ("close_short", "buy")
+    };
+    Some(
+        if closing {
+            side.0
+        } else if opened < qty {
+            "reverse"
+        } else {
+            side.1
+        }
+        .to_owned(),
+    )
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -5,6 +5,82 @@
 
 use serde_json::{Map, Value};
 
+use super::formats::{Input, Read};
+use crate::config::MappingSettings;
+
+/// `format = "canonical"`: a JSON object with an `instrument` object.
+pub fn is_canonical_input(input: &Input) -> bool {
+    input.object().is_some_and(is_canonical)
+}
+
+pub fn read_canonical_input(input: Input, _: Option<&MappingSettings>) -> Read {
+    Ok(read_canonical(object(input)?))
+}
+
+/// Any JSON body (the generic template reader's part of the table).
+pub fn is_json(input: &Input) -> bool {
+    matches!(input, Input::Json(_))
+}
+
+/// A generic JSON alert template (TradingView's own placeholders, the
+/// Part Time Larry strategy template, a custom source's own keys).
+pub fn read_template_input(input: Input, _: Option<&MappingSettings>) -> Read {
+    generic(read_template(object(input)?))
+}
+
+/// The body as a JSON object, or why it is not one.
+pub fn object(input: Input) -> Result<Map<String, Value>, Vec<String>> {
+    match input {
+        Input::Json(Value::Object(obj)) => Ok(obj),
+        Input::Json(_) => Err(vec!["JSON body must be an object".into()]),
+        Input::Text(_) => Err(vec!["body is not JSON".into()]),
+    }
+}
+
+/// A generic reader's fields, refused when a key beside the size says the
+/// size is not a count of units (see [`SIZE_QUALIFIERS`]). A TradingView
+/// strategy's `buy`/`sell` is read with the positions before and after it
+/// (a sell to flat closes the long; see [`fields::strategy_action`]).
+pub fn generic(mut fields: Fields) -> Read {
+    let word = |f: &Fields, field| f.get(field).and_then(|p| super::fields::text(&p.value));
+    if let (Some(action), Some(now), Some(before)) = (
+        word(&fields, Field::Action),
+        word(&fields, Field::MarketPosition),
+        word(&fields, Field::PrevMarketPosition),
+    ) {
+        let now = super::fields::market_position(&now);
+        let before = super::fields::market_position(&before);
+        if now.is_some() && before.is_some() {
+            let key = fields
+                .get(Field::Action)
+                .map(|p| p.key.clone())
+                .unwrap_or_default();
+            match super::fields::strategy_action(&action, now, before) {
+                Ok(a) => fields.set(
+                    Field::Action,
+                    key,
+                    serde_json::to_value(a).unwrap_or_default(),
+                ),
+                Err(e) => return Err(vec![format!("strategy {e}")]),
+            }
+        }
+    }
+    let qualifiers = size_qualifiers(&fields.extra);
+    if fields.is_set(Field::Quantity) && !qualifiers.is_empty() {
+        let key = fields
+            .get(Field::Quantity)
+            .map(|p| p.key.clone())
+            .unwrap_or_default();
+        return Err(vec![format!(
+            "the size in {key:?} is qualified by {} in a way this generic reader cannot \
+             interpret (a unit, percent or risk figure): use a supported platform's format, \
+             set the source's format, or map it with [sources.<name>.mapping]",
+            qualifiers.join(", ")
+        )]);
+    }
+    Ok(fields)
+}
+
 /// Every field the normalizer maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
@@ -24,9 +100,20 @@ pub enum Field {
     PrevMarketPosition,
     Interval,
     AssertedAt,
+    /// The size's unit, as a [`SizeUnit`](super::signal::SizeUnit) name;
+    /// adapters set it, generic templates infer it from the size's key.
+    SizeUnit,
+    /// The currency of a quote, margin or risk size.
+    Currency,
+    Leverage,
+    /// A [`LevelUnit`](super::signal::LevelUnit) name; `price` if unset.
+    StopLossUnit,
+    TakeProfitUnit,
+    Base,
+    Quote,
 }
 
-pub const FIELD_COUNT: usize = 16;
+pub const FIELD_COUNT: usize = 23;
 
 /// A value taken from the payload, with the key it came under (for messages).
 #[derive(Clone, Debug)]
@@ -58,6 +145,29 @@ impl Fields {
         self.values[f as usize].is_some()
     }
 
+    /// Sets `f` to a string an adapter derived (a mapped action, a unit).
+    pub fn set_str(&mut self, f: Field, key: impl Into<String>, value: &str) {
+        self.set(f, key, Value::String(value.to_owned()));
+    }
+
+    /// [`Fields::take`] for each `(field, key)` pair.
+    pub fn take_each(&mut self, obj: &mut Map<String, Value>, pairs: &[(Field, &str)]) {
+        for (field, key) in pairs {
+            self.take(*field, obj, key);
+        }
+    }
+
+    /// Sets `f` from `obj[key]` if it is there (and not null), removing it.
+    pub fn take(&mut self, f: Field, obj: &mut Map<String, Value>, key: &str) -> bool {
+        match obj.shift_remove(key) {
+            Some(Value::Null) | None => false,
+            Some(v) => {
+                self.set(f, key, v);
+                true
+            }
+        }
+    }
+
     pub fn picked(&self) -> impl Iterator<Item = &Picked> {
         self.values.iter().flatten()
     }
@@ -78,6 +188,7 @@ const ALIASES: &[(Field, &[&str])] = &[
         ],
     ),
     (Field::Exchange, &["exchange", "venue"]),
+    (Field::Leverage, &["leverage", "lev"]),
     (Field::Action, &["action", "side", "order_action", "signal"]),
     (
         Field::Quantity,
@@ -153,6 +264,49 @@ pub fn read_template(mut obj: Map<String, Value>) -> Fields {
     fields
 }
 
+/// Keys that qualify a size in a way the generic reader cannot interpret
+/// (a unit, a percent, a risk figure). Beside a size they make it
+/// ambiguous, so the generic reader refuses rather than read the size as
+/// a count of units. Compared squashed (lower case, no `_`, `-`, spaces).
+const SIZE_QUALIFIERS: &[&str] = &[
+    "quantitytype",
+    "qtytype",
+    "quantityunit",
+    "qtyunit",
+    "sizetype",
+    "sizeunit",
+    "unit",
+    "units",
+    "amounttype",
+    "currencytype",
+    "investmenttype",
+    "amountpertradetype",
+    "ordersizetype",
+    "percent",
+    "percentage",
+    "qtypercent",
+    "quantitypercent",
+    "sizepercent",
+    "riskpercent",
+    "riskpercentage",
+    "risk",
+    "lots",
+    "vollots",
+    "usdamount",
+    "quoteamount",
+    "qtyusd",
+    "sizeusd",
+];
+
+/// The keys of `extra` that make a generic size ambiguous (see above).
+pub fn size_qualifiers(extra: &Map<String, Value>) -> Vec<String> {
+    extra
+        .keys()
+        .filter(|k| SIZE_QUALIFIERS.contains(&super::fields::squash(k).as_str()))
+        .cloned()
+        .collect()
+}
+
 fn take_aliases(obj: &mut Map<String, Value>, fields: &mut Fields, table: &[(Field, &[&str])]) {
     for (field, aliases) in table {
         if fields.is_set(*field) {
@@ -172,12 +326,19 @@ fn take_aliases(obj: &mut Map<String, Value>, fields: &mut Fields, table: &[(Fie
     }
 }
 
-/// Reads the canonical form: the normalized schema's own field names, with
-/// `instrument` and `strategy` as objects. Unknown keys go to `extra`.
+/// Reads the canonical form: the normalized schema's own field names (v2:
+/// `size`, `stop_loss` and `take_profit` as `{value, unit}` objects; v1's
+/// bare `quantity` is a count of units), with `instrument` and `strategy`
+/// as objects. Unknown keys go to `extra`.
 pub fn read_canonical(mut obj: Map<String, Value>) -> Fields {
     let mut fields = Fields::default();
     if let Some(Value::Object(mut instrument)) = obj.shift_remove("instrument") {
-        for (field, key) in [(Field::Symbol, "symbol"), (Field::Exchange, "exchange")] {
+        for (field, key) in [
+            (Field::Symbol, "symbol"),
+            (Field::Exchange, "exchange"),
+            (Field::Base, "base"),
+            (Field::Quote, "quote"),
+        ] {
             if let Some(v) = instrument.shift_remove(key) {
                 fields.set(field, format!("instrument.{key}"), v);
             }
@@ -203,9 +364,39 @@ pub fn read_canonical(mut obj: Map<String, Value>) -> Fields {
             obj.insert("strategy".into(), Value::Object(strategy));
         }
     }
+    if let Some(Value::Object(mut size)) = obj.shift_remove("size") {
+        for (field, key) in [
+            (Field::Quantity, "value"),
+            (Field::SizeUnit, "unit"),
+            (Field::Currency, "currency"),
+        ] {
+            if let Some(v) = size.shift_remove(key) {
+                fields.set(field, format!("size.{key}"), v);
+            }
+        }
+        if !size.is_empty() {
+            obj.insert("size".into(), Value::Object(size));
+        }
+    }
+    for (field, unit, key) in [
+        (Field::StopLoss, Field::StopLossUnit, "stop_loss"),
+        (Field::TakeProfit, Field::TakeProfitUnit, "take_profit"),
+    ] {
+        if let Some(Value::Object(mut level)) = obj.shift_remove(key) {
+            for (f, k) in [(field, "value"), (unit, "unit")] {
+                if let Some(v) = level.shift_remove(k) {
+                    fields.set(f, format!("{key}.{k}"), v);
+                }
+            }
+            if !level.is_empty() {
+                obj.insert(key.into(), Value::Object(level));
+            }
+        }
+    }
     for (field, key) in [
         (Field::Action, "action"),
         (Field::Quantity, "quantity"),
+        (Field::Leverage, "leverage"),
         (Field::Price, "price"),
         (Field::OrderType, "order_type"),
         (Field::StopLoss, "stop_loss"),
