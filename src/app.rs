@@ -239,7 +239,11 @@ impl Application {
                 settings.auth_failures.burst,
                 settings.auth_failures.tracked_addresses,
             ),
-            buffer: Buffer::new(settings.nats.buffer_capacity, settings.lanes),
+            buffer: Buffer::new(
+                settings.nats.buffer_capacity,
+                settings.nats.max_in_flight_messages,
+                settings.lanes,
+            ),
             lanes: Lanes::new(settings.lanes),
             health: health.clone(),
             settings: settings.clone(),

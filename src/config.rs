@@ -208,8 +208,14 @@ pub struct NatsSettings {
     /// One publish attempt waits this long for its JetStream ack; a timeout
     /// marks NATS unavailable until a health probe succeeds again.
     pub ack_timeout_ms: u64,
-    /// Messages (not requests) waiting for an ack at once; full → 503 at once.
+    /// Messages (not requests) that may wait for NATS while it is
+    /// unreachable or failing (the seed's 1000): full → 503 `buffer_full`
+    /// at once, and a delivery that finds no place gives up at once.
     pub buffer_capacity: usize,
+    /// Messages awaiting their ack while NATS is healthy (a bar-close
+    /// burst), bounded for memory; full → 503 `overloaded` at once.
+    #[serde(default = "default_max_in_flight_messages")]
+    pub max_in_flight_messages: usize,
     /// How long a buffered message keeps trying to reach JetStream; after
     /// that it is dropped and its request fails (it is never acked later).
     pub message_window_sec: u64,
@@ -605,6 +611,10 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         raw.nats.buffer_capacity as u64,
     ));
     problems.check(positive(
+        "nats.max_in_flight_messages",
+        raw.nats.max_in_flight_messages as u64,
+    ));
+    problems.check(positive(
         "lanes.max_in_flight",
         raw.lanes.max_in_flight as u64,
     ));
@@ -938,6 +948,10 @@ fn build_source(
         client_cert: file.client_cert,
         priority: file.priority.unwrap_or_default(),
     })
+}
+
+fn default_max_in_flight_messages() -> usize {
+    8192
 }
 
 /// The default for `content_dedupe_sec`: TradingView re-sends a request

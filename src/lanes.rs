@@ -3,8 +3,8 @@
 //!
 //! Two shared resources are split by priority, both the same way: the
 //! requests in flight (`lanes.max_in_flight`, counted from the moment a
-//! request's source is known until it is answered) and the publish buffer's
-//! places (`nats.buffer_capacity`). A low-priority request may take one only
+//! request's source is known until it is answered) and the publisher's
+//! places (`nats.max_in_flight_messages` and `nats.buffer_capacity`). A low-priority request may take one only
 //! while use is below `low_percent` of the total, a normal one below
 //! `normal_percent`, a high one up to the total; so the last places are kept
 //! for higher lanes. Refused: 503 `overloaded` (in flight) or `buffer_full`

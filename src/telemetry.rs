@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Messages waiting for a JetStream ack.
     pub buffer_depth: IntGauge,
     pub buffer_capacity: IntGauge,
+    /// Messages published and awaiting their ack, healthy or not.
+    pub in_flight_messages: IntGauge,
     /// 1 while every NATS connection is up, else 0.
     pub nats_connected: IntGauge,
     /// 1 while the gateway can store signals (connected, stream present,
@@ -135,11 +137,15 @@ fn build() -> Metrics {
         validation_errors,
         buffer_depth: gauge(
             "gateway_publish_buffer_depth",
-            "Messages waiting for a JetStream acknowledgement",
+            "Messages waiting for NATS to come back (unreachable, or a publish failed)",
         ),
         buffer_capacity: gauge(
             "gateway_publish_buffer_capacity",
-            "Most messages that may wait for an acknowledgement",
+            "Most messages that may wait for NATS to come back",
+        ),
+        in_flight_messages: gauge(
+            "gateway_publish_in_flight_messages",
+            "Messages published and awaiting their JetStream acknowledgement",
         ),
         nats_connected: gauge(
             "gateway_nats_connected",

@@ -304,3 +304,50 @@ async fn a_retry_while_the_first_publish_is_pending_joins_it_instead_of_publishi
     assert_eq!(retry["event_id"], first["event_id"]);
     assert_eq!(app.messages_on("signals.raw").await.len(), 1);
 }
+
+#[actix_rt::test]
+async fn a_burst_while_nats_is_healthy_is_not_limited_by_the_outage_buffer() {
+    // Room for two messages to wait for NATS, i.e. one request: the seed's
+    // buffer doubled as the in-flight limit, and a burst of 40 requests
+    // (80 messages in flight at once) got 503 buffer_full.
+    let app = spawn_app(AppOptions {
+        config: "[nats]\nbuffer_capacity = 2\n".into(),
+        ..memory_store()
+    })
+    .await;
+    let burst: Vec<_> = (0..40)
+        .map(|i| app.post_custom_owned(body(1000 + i)))
+        .collect();
+    let answers = futures_util::future::join_all(burst).await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.expect("answered").status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 40);
+}
+
+#[actix_rt::test]
+async fn the_in_flight_limit_answers_503_overloaded_at_once() {
+    let app = spawn_app(AppOptions {
+        // One request's two messages in flight at a time.
+        config: "[nats]\nmax_in_flight_messages = 2\n".into(),
+        ..memory_store()
+    })
+    .await;
+    app.nats.pause();
+    let first_body = body(1);
+    let first = app.post_custom(&first_body);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let resp = app.post_custom(&body(2)).await;
+        (resp, started.elapsed())
+    };
+    let (first, (second, waited)) = futures_util::join!(first, second);
+    app.nats.resume();
+    assert_eq!(first.status(), 503);
+    let (status, err) = json_body(second).await;
+    assert_eq!((status, err["code"].as_str()), (503, Some("overloaded")));
+    assert!(waited < Duration::from_millis(1000), "at once: {waited:?}");
+}

@@ -152,7 +152,7 @@ async fn handle(
         if matches!(
             e,
             GatewayError::Unavailable {
-                code: "buffer_full",
+                code: "buffer_full" | "overloaded",
                 ..
             }
         ) {

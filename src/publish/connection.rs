@@ -88,7 +88,14 @@ pub fn connect_now(settings: &NatsSettings, name: &str) -> Result<Client, String
 pub fn jetstream(client: Client, settings: &NatsSettings) -> jetstream::Context {
     jetstream::ContextBuilder::new()
         .timeout(Duration::from_millis(settings.ack_timeout_ms))
-        .max_ack_inflight(settings.buffer_capacity * 2)
+        // The client's own bound on un-acked publishes must not throttle
+        // below the publisher's in-flight limit (a burst lives there).
+        .max_ack_inflight(
+            settings
+                .max_in_flight_messages
+                .max(settings.buffer_capacity)
+                * 2,
+        )
         .build(client)
 }
 

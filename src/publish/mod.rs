@@ -1,11 +1,22 @@
 //! The publisher stage: puts messages into JetStream and says when they are
 //! acknowledged. This is where the gateway fails closed.
 //!
-//! A request's messages take places in a bounded buffer (all workers share
-//! `nats.buffer_capacity` places; none free → 503 at once). A background
-//! delivery then publishes them with their `Nats-Msg-Id` and awaits the
-//! acks, re-publishing what was not acknowledged (JetStream drops the
-//! duplicates) while NATS is unreachable, until the message window (30 s)
+//! Two limits, which the seed's single 1000-message buffer merged:
+//! - **in flight** (`nats.max_in_flight_messages`, 8192, shared by every
+//!   worker): messages published and awaiting their ack while NATS is
+//!   healthy. A bar-close burst of thousands of alerts lives here; the bound
+//!   is memory's, and reaching it is 503 `overloaded` at once.
+//! - **waiting** (`nats.buffer_capacity`, 1000): messages that wait for NATS
+//!   to come back — a request arriving while this worker's connection is
+//!   down, or a delivery whose publish or ack failed and must be retried.
+//!   A new request that finds no waiting place gets 503 `buffer_full` at
+//!   once; a delivery that finds none gives up at once (its request 503).
+//!   So while NATS is unreachable at most `buffer_capacity` messages wait,
+//!   each for at most the message window (30 s).
+//!
+//! A background delivery publishes a request's messages with their
+//! `Nats-Msg-Id` and awaits the acks, re-publishing what was not
+//! acknowledged (JetStream drops the duplicates) until the message window
 //! runs out; then it gives up and the request fails. It never reports
 //! success for a message JetStream has not acknowledged.
 //!
@@ -70,47 +81,87 @@ pub enum Undelivered {
     TooLarge(String),
 }
 
-/// The shared buffer: one place per message awaiting an ack.
-pub struct Buffer {
+/// A bounded pool of message places, shared by every worker and split by
+/// priority lane (a lower lane leaves the last places to higher ones).
+struct Pool {
     places: Arc<Semaphore>,
     capacity: usize,
+    gauge: fn() -> &'static prometheus::IntGauge,
+}
+
+impl Pool {
+    fn new(capacity: usize, gauge: fn() -> &'static prometheus::IntGauge) -> Self {
+        Pool {
+            places: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            gauge,
+        }
+    }
+
+    /// Takes `n` places if the lane's share allows. (The check and the take
+    /// are two steps, so concurrent takers may pass a share by a few places;
+    /// the total never.)
+    fn take(&self, n: usize, priority: Priority, lanes: &LaneSettings) -> Option<Places> {
+        let in_use = self.capacity - self.places.available_permits();
+        if in_use + n > lanes.limit(self.capacity, priority) {
+            return None;
+        }
+        let permit = self.places.clone().try_acquire_many_owned(n as u32).ok()?;
+        (self.gauge)().add(n as i64);
+        Some(Places {
+            _permit: permit,
+            n,
+            gauge: self.gauge,
+        })
+    }
+}
+
+/// The publisher's two limits (see the module's head).
+pub struct Buffer {
+    in_flight: Pool,
+    waiting: Pool,
     lanes: LaneSettings,
 }
 
 impl Buffer {
-    pub fn new(capacity: usize, lanes: LaneSettings) -> Arc<Self> {
-        metrics().buffer_capacity.set(capacity as i64);
+    /// `waiting`: `nats.buffer_capacity`; `in_flight`:
+    /// `nats.max_in_flight_messages`.
+    pub fn new(waiting: usize, in_flight: usize, lanes: LaneSettings) -> Arc<Self> {
+        metrics().buffer_capacity.set(waiting as i64);
         Arc::new(Buffer {
-            places: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            in_flight: Pool::new(in_flight, || &metrics().in_flight_messages),
+            waiting: Pool::new(waiting, || &metrics().buffer_depth),
             lanes,
         })
     }
 
-    /// Takes `n` places if the lane's share allows: a lower lane leaves the
-    /// last places to higher ones. (The check and the take are two steps, so
-    /// concurrent takers may pass a share by a few places; the total never.)
-    fn take(&self, n: usize, priority: Priority) -> Option<BufferPlaces> {
-        let in_use = self.capacity - self.places.available_permits();
-        if in_use + n > self.lanes.limit(self.capacity, priority) {
-            return None;
-        }
-        let permit = self.places.clone().try_acquire_many_owned(n as u32).ok()?;
-        metrics().buffer_depth.add(n as i64);
-        Some(BufferPlaces { _permit: permit, n })
+    fn in_flight(&self, n: usize, priority: Priority) -> Option<Places> {
+        self.in_flight.take(n, priority, &self.lanes)
+    }
+
+    fn waiting(&self, n: usize, priority: Priority) -> Option<Places> {
+        self.waiting.take(n, priority, &self.lanes)
     }
 }
 
-/// Places held in the buffer; freed on drop.
-struct BufferPlaces {
+/// Places held in a pool; freed on drop.
+struct Places {
     _permit: OwnedSemaphorePermit,
     n: usize,
+    gauge: fn() -> &'static prometheus::IntGauge,
 }
 
-impl Drop for BufferPlaces {
+impl Drop for Places {
     fn drop(&mut self) {
-        metrics().buffer_depth.sub(self.n as i64);
+        (self.gauge)().sub(self.n as i64);
     }
+}
+
+fn buffer_full() -> GatewayError {
+    GatewayError::unavailable(
+        "buffer_full",
+        "the publish buffer is full while NATS is slow or unreachable; retry shortly",
+    )
 }
 
 /// One publisher per HTTP worker, publishing through that worker's own
@@ -158,19 +209,34 @@ impl Handler<Publish> for Publisher {
         let window = Duration::from_secs(self.settings.message_window_sec);
         let ack_timeout = Duration::from_millis(self.settings.ack_timeout_ms);
         guarded(ctx, "publisher", move || {
-            let places = buffer
-                .take(msg.messages.len(), msg.priority)
-                .ok_or_else(|| {
-                    GatewayError::unavailable(
-                    "buffer_full",
-                    "the publish buffer is full while NATS is slow or unreachable; retry shortly",
+            let n = msg.messages.len();
+            let in_flight = buffer.in_flight(n, msg.priority).ok_or_else(|| {
+                GatewayError::unavailable(
+                    "overloaded",
+                    "the gateway has as many messages in flight as it may hold; retry shortly",
                 )
-                })?;
+            })?;
+            // Arriving while this worker's connection is down, the messages
+            // wait for NATS from the start: they need waiting places now.
+            let waiting = if connected(&js) {
+                None
+            } else {
+                Some(buffer.waiting(n, msg.priority).ok_or_else(buffer_full)?)
+            };
             let (tx, rx) = oneshot::channel();
             let deadline = Instant::now() + window;
+            let delivery = Delivery {
+                js,
+                buffer,
+                health,
+                priority: msg.priority,
+                deadline,
+                ack_timeout,
+                waiting,
+            };
             actix_rt::spawn(async move {
-                let outcome = deliver(&js, &msg.messages, deadline, ack_timeout, &health).await;
-                drop(places);
+                let outcome = deliver(delivery, &msg.messages).await;
+                drop(in_flight);
                 let _ = tx.send(outcome);
             });
             Ok(PublishTicket(rx))
@@ -178,22 +244,55 @@ impl Handler<Publish> for Publisher {
     }
 }
 
-/// Publishes `messages` in order until each is acknowledged or `deadline`
-/// passes. Re-publishing is safe: each message keeps its `Nats-Msg-Id`.
-async fn deliver(
-    js: &jetstream::Context,
-    messages: &[Outbound],
+fn connected(js: &jetstream::Context) -> bool {
+    js.client().connection_state() == async_nats::connection::State::Connected
+}
+
+/// One request's messages on their way to JetStream.
+struct Delivery {
+    js: jetstream::Context,
+    buffer: Arc<Buffer>,
+    health: Arc<NatsHealth>,
+    priority: Priority,
     deadline: Instant,
     ack_timeout: Duration,
-    health: &NatsHealth,
-) -> Result<(), Undelivered> {
+    /// Waiting places, taken once the messages must wait for NATS.
+    waiting: Option<Places>,
+}
+
+impl Delivery {
+    /// Takes waiting places for `n` messages before waiting for NATS, or
+    /// says why the delivery must give up now.
+    fn wait_for_nats(&mut self, n: usize, last_error: &str) -> Result<(), Undelivered> {
+        if self.waiting.is_none() {
+            self.waiting = Some(self.buffer.waiting(n, self.priority).ok_or_else(|| {
+                Undelivered::WindowExpired(format!(
+                    "{last_error}; the publish buffer is full, so the message cannot wait for NATS"
+                ))
+            })?);
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `messages` in order until each is acknowledged or `deadline`
+/// passes. Re-publishing is safe: each message keeps its `Nats-Msg-Id`.
+/// Before waiting for NATS (connection down, or a retry after a failure)
+/// the messages take waiting places (see the module's head).
+async fn deliver(mut delivery: Delivery, messages: &[Outbound]) -> Result<(), Undelivered> {
+    let (js, health) = (delivery.js.clone(), delivery.health.clone());
+    let (js, health) = (&js, &health);
+    let (deadline, ack_timeout) = (delivery.deadline, delivery.ack_timeout);
     let mut pending: Vec<usize> = (0..messages.len()).collect();
     let mut backoff = FIRST_BACKOFF;
     let mut last_error = String::from("NATS unreachable");
     loop {
         // While this worker's connection is down, wait for it instead of
         // queueing more copies into the client.
-        while js.client().connection_state() != async_nats::connection::State::Connected {
+        if !connected(js) {
+            delivery.wait_for_nats(pending.len(), &last_error)?;
+        }
+        while !connected(js) {
             if Instant::now() + RECONNECT_POLL >= deadline {
                 return Err(Undelivered::WindowExpired(last_error));
             }
@@ -281,6 +380,7 @@ async fn deliver(
         if Instant::now() + backoff >= deadline {
             return Err(Undelivered::WindowExpired(last_error));
         }
+        delivery.wait_for_nats(pending.len(), &last_error)?;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
