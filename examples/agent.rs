@@ -183,9 +183,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 }
 
 /// The bucket of acted-on event ids. Its stream is made directly, as
-/// `create_key_value` would make it: that call first asks for the
-/// account's JetStream info, which nats-server 2.9 answers in a form the
-/// client cannot read.
+/// `create_key_value` would make it (written for nats-server 2.9, whose
+/// account info that call could not read; kept so the agent also runs
+/// against an old server).
 async fn done_bucket(
     js: &jetstream::Context,
     bucket: &str,

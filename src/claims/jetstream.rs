@@ -11,9 +11,11 @@
 //!   re-publish from storing the signal twice.
 //! - Commit and release are revision-checked too, so they never touch a
 //!   claim that was taken over.
-//! - Entries expire with the bucket's `max_age` (nats-server 2.9 has no
-//!   per-key TTL): twice the replay window for nonces, the idempotency TTL
-//!   for keys. `history = 1`: only the latest state is kept.
+//! - Entries expire with the bucket's `max_age` (one per bucket: twice the
+//!   replay window for nonces, the idempotency TTL for keys; per-message
+//!   TTLs, nats-server 2.11+, are not used yet); a done entry may count for
+//!   less (a body-hash key's re-send horizon, [`Expires`]), after which it
+//!   is claimed again. `history = 1`: only the latest state is kept.
 //! - A moka cache of *done* keys read from the bucket sits in front, so
 //!   further repeats of a key are answered without a round trip; it never
 //!   replaces the bucket.
@@ -72,8 +74,9 @@ pub struct BucketSpec {
 /// Creates `spec`'s bucket, or brings an existing one's `max_age` in line.
 ///
 /// The bucket's stream is made directly, with the configuration async-nats'
-/// `create_key_value` would use: that call first asks for the account's
-/// JetStream info, whose answer from nats-server 2.9 the client cannot read.
+/// `create_key_value` would use (written when that call could not read
+/// nats-server 2.9's account info; it works on the pinned 2.15.1, so this
+/// could become `create_key_value` again).
 pub async fn ensure_bucket(js: &jetstream::Context, spec: &BucketSpec) -> Result<(), String> {
     let config = stream::Config {
         name: format!("KV_{}", spec.name),
