@@ -291,7 +291,7 @@ impl Application {
         .keep_alive(Duration::from_secs(http.keep_alive_sec))
         .shutdown_timeout(http.shutdown_timeout_sec)
         .max_connections(http.max_connections_per_worker)
-        .on_connect(tls::on_connect)
+        .on_connect(ingress::arrival::on_connect)
         .listen(listener)?;
         let (server, tls_port) = match (tls, &settings.tls) {
             (Some((config, _)), Some(t)) => {

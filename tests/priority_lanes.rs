@@ -113,6 +113,8 @@ async fn the_publish_buffer_keeps_room_for_the_high_lane() {
     opts.env.push(("STORE_BACKEND", "memory".into()));
     let app = spawn_app(opts).await;
     app.nats.pause();
+    // Once acks time out NATS is not storing: new messages wait for it.
+    app.wait_ready(false).await;
     let app = &app;
     let low_waiting = join_all(
         (0..2).map(|n| async move { app.send_signed("beta", &sign(&body("LOW", n))).await }),
@@ -136,4 +138,51 @@ async fn the_publish_buffer_keeps_room_for_the_high_lane() {
         // The paused low requests either made it or timed out safely.
         assert!([202, 503].contains(&resp.status().as_u16()));
     }
+}
+
+/// A raw HTTP/1.1 request on a connection opened `wait` before it is sent,
+/// as an alert that waited in the accept queue of a burst; its status.
+async fn tradingview_after(app: &TestApp, wait: Duration, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(wait).await;
+    let request = format!(
+        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[actix_rt::test]
+async fn a_tradingview_alert_that_waited_too_long_to_be_read_is_shed_at_once() {
+    let app = spawn_app(AppOptions::default()).await;
+    // Read at once: served.
+    assert_eq!(
+        tradingview_after(&app, Duration::ZERO, "buy BTCUSDT 1").await,
+        202
+    );
+    // Its connection accepted 1.2 s before the request could be read: a
+    // normal-lane TradingView request (2.5 s cap) is past its 1 s budget for
+    // waiting, and is answered 503 at once instead of after TradingView's
+    // 3 s; TradingView re-sends it 5 s later.
+    assert_eq!(
+        tradingview_after(&app, Duration::from_millis(1200), "buy BTCUSDT 2").await,
+        503
+    );
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 1);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .contains(r#"gateway_requests_shed_total{priority="normal",source="tradingview"} 1"#),
+        "{metrics}"
+    );
 }

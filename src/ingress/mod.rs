@@ -6,6 +6,7 @@
 //! `X-Correlation-Id`; every error is JSON. Query strings (which may hold a
 //! TradingView token) and bodies are never logged.
 
+pub mod arrival;
 pub mod reception;
 pub mod request;
 
@@ -111,7 +112,7 @@ async fn handle(
     payload: web::Payload,
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
-    let started = Instant::now();
+    let handled = Instant::now();
     let corr_id = CorrId::from_header(
         req.headers()
             .get("x-correlation-id")
@@ -133,9 +134,24 @@ async fn handle(
                 message,
             };
             request::hold_unfinished(&req, payload);
-            return finish(None, &corr_id, started, Err(err));
+            return finish(None, &corr_id, handled, Err(err));
         }
     };
+    let started = arrival::arrived(&req, &source, handled);
+    if arrival::too_late(
+        handled - started,
+        source.ack_wait,
+        source.priority,
+        &state.settings.lanes,
+    ) {
+        shed(&source);
+        let err = GatewayError::unavailable(
+            "overloaded",
+            "the request waited too long to be read to be answered in time; retry shortly",
+        );
+        request::hold_unfinished(&req, payload);
+        return finish(Some(&source), &corr_id, started, Err(err));
+    }
     // Under saturation lower lanes are refused before any work.
     let Some(_in_flight) = state.lanes.enter(source.priority) else {
         shed(&source);

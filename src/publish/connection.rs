@@ -174,6 +174,14 @@ impl NatsHealth {
             && !self.ack_stalled.load(Ordering::Acquire)
     }
 
+    /// The stream answers and acks arrive (atomics only, for the hot path;
+    /// the connection is checked by the caller).
+    pub fn storing(&self) -> bool {
+        self.stream_ready.load(Ordering::Acquire)
+            && self.probe_ok.load(Ordering::Acquire)
+            && !self.ack_stalled.load(Ordering::Acquire)
+    }
+
     pub fn ack_ok(&self) {
         self.ack_stalled.store(false, Ordering::Release);
     }

@@ -216,9 +216,10 @@ impl Handler<Publish> for Publisher {
                     "the gateway has as many messages in flight as it may hold; retry shortly",
                 )
             })?;
-            // Arriving while this worker's connection is down, the messages
-            // wait for NATS from the start: they need waiting places now.
-            let waiting = if connected(&js) {
+            // Arriving while this worker's connection is down or NATS is not
+            // storing (acks timing out, stream missing), the messages wait
+            // for NATS from the start: they need waiting places now.
+            let waiting = if connected(&js) && health.storing() {
                 None
             } else {
                 Some(buffer.waiting(n, msg.priority).ok_or_else(buffer_full)?)

@@ -1,0 +1,91 @@
+//! When a request really arrived, and whether it can still be answered in
+//! time.
+//!
+//! TradingView opens a connection per alert and cancels it 3 s after it
+//! sent; under a bar-close burst the time an alert spends waiting to be
+//! accepted and read counts against those 3 s, yet the handler only sees it
+//! once its headers are in. So the first request on a TradingView
+//! connection counts from when the connection was accepted (after the TLS
+//! handshake on HTTPS), and a request that has already spent too much of
+//! its source's acknowledgement cap waiting is shed at once (503
+//! `overloaded`, which TradingView re-sends 5 s later, after the burst)
+//! instead of doing work it would finish after TradingView gave up. Lower
+//! lanes are shed sooner. Custom sources keep counting from the handler:
+//! their clients may open connections ahead of use.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Extensions;
+use actix_web::HttpRequest;
+
+use crate::config::{SourceConfig, SourceKind};
+use crate::lanes::Priority;
+
+/// Stored on each connection when it is accepted.
+pub struct ConnectedAt {
+    at: Instant,
+    /// Set by the connection's first request, which alone counts from `at`.
+    first_taken: AtomicBool,
+}
+
+/// The server's `on_connect` hook: the arrival time, and TLS facts.
+pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    ext.insert(ConnectedAt {
+        at: Instant::now(),
+        first_taken: AtomicBool::new(false),
+    });
+    crate::tls::on_connect(conn, ext);
+}
+
+/// When `req` arrived for `source`: its connection's accept time for the
+/// first request of a TradingView connection, else `handled` (when the
+/// handler began).
+pub fn arrived(req: &HttpRequest, source: &SourceConfig, handled: Instant) -> Instant {
+    if source.kind != SourceKind::Tradingview {
+        return handled;
+    }
+    match req.conn_data::<ConnectedAt>() {
+        Some(c) if !c.first_taken.swap(true, Ordering::Relaxed) => c.at.min(handled),
+        _ => handled,
+    }
+}
+
+/// The share of its acknowledgement cap a request may have spent waiting
+/// before the handler and still be served: half its lane's share of the
+/// gateway's capacity (`lanes.*_percent`), so with TradingView's 2.5 s cap
+/// a low request is shed after 0.6 s of waiting, normal after 1 s, high
+/// after 1.25 s; what is left of the cap is for the work itself.
+pub fn too_late(
+    waited: Duration,
+    cap: Duration,
+    priority: Priority,
+    lanes: &crate::lanes::LaneSettings,
+) -> bool {
+    let share = lanes.limit(1000, priority) as u32; // per mille of the cap
+    waited > cap * share / 2000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lanes::LaneSettings;
+
+    #[test]
+    fn lower_lanes_are_shed_sooner() {
+        let lanes = LaneSettings {
+            max_in_flight: 10,
+            low_percent: 50,
+            normal_percent: 80,
+        };
+        let cap = Duration::from_millis(2500);
+        let ms = Duration::from_millis;
+        assert!(!too_late(ms(600), cap, Priority::Low, &lanes));
+        assert!(too_late(ms(700), cap, Priority::Low, &lanes));
+        assert!(!too_late(ms(900), cap, Priority::Normal, &lanes));
+        assert!(too_late(ms(1100), cap, Priority::Normal, &lanes));
+        assert!(!too_late(ms(1200), cap, Priority::High, &lanes));
+        assert!(too_late(ms(1300), cap, Priority::High, &lanes));
+    }
+}
