@@ -8,11 +8,11 @@ use common::*;
 #[actix_rt::test]
 async fn numbers_arrive_exactly_as_written() {
     let app = spawn_app(AppOptions::default()).await;
-    let body = r#"{"symbol":"BTCUSDT","action":"long","qty":0.30000000000000004,"price":250000000,"sl":"0.1","tp":1e3,"position_size":-0.10}"#;
+    let body = r#"{"symbol":"BTCUSDT","action":"short","qty":0.30000000000000004,"price":250000000,"sl":"0.1","tp":1e3,"position_size":-0.50}"#;
     assert_eq!(app.post_custom(body).await.status(), 202);
     let n = &app.messages_on("signals.normalized").await[0].json;
     assert_valid("signal.normalized.v2.json", n);
-    assert_eq!(n["action"], "buy");
+    assert_eq!(n["action"], "sell");
     assert_eq!(n["size"]["value"], "0.30000000000000004");
     assert_eq!(n["size"]["unit"], "units");
     assert_eq!(n["price"], "250000000");
@@ -24,7 +24,7 @@ async fn numbers_arrive_exactly_as_written() {
         n["take_profit"],
         serde_json::json!({"value": "1000", "unit": "price"})
     );
-    assert_eq!(n["strategy"]["position_size"], "-0.10");
+    assert_eq!(n["strategy"]["position_size"], "-0.50");
     // And the raw body keeps the number text untouched.
     let raw = &app.messages_on("signals.raw").await[0].json;
     assert!(raw["body"]

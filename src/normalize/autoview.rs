@@ -32,8 +32,9 @@ fn pairs(line: &str) -> Option<Vec<(&str, &str)>> {
         .collect::<Option<Vec<_>>>()
 }
 
-/// Every token a `key=value` with an AutoView key, a symbol, and a book or
-/// a cancel/close.
+/// Every token a `key=value` with a short lower-case AutoView-style key
+/// (AutoView has dozens; the ones read here are listed in [`KEYS`]), a
+/// symbol, and a book or a cancel/close.
 pub fn detect(input: &Input) -> bool {
     let Some(text) = input.text() else {
         return false;
@@ -43,7 +44,11 @@ pub fn detect(input: &Input) -> bool {
         .all(|line| {
             pairs(line).is_some_and(|p| {
                 let has = |k: &str| p.iter().any(|(key, _)| *key == k);
-                p.iter().all(|(k, _)| KEYS.contains(k)) && has("s") && (has("b") || has("c"))
+                let autoview_key = |k: &str| {
+                    KEYS.contains(&k)
+                        || (1..=5).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_lowercase())
+                };
+                p.iter().all(|(k, _)| autoview_key(k)) && has("s") && (has("b") || has("c"))
             })
         })
 }

@@ -206,6 +206,50 @@ pub fn strategy_action(
     }
 }
 
+/// What a strategy's `buy`/`sell` of `contracts` did, from the position
+/// after it (`{{strategy.position_size}}`, signed): a sell that leaves the
+/// position at or above zero closed (part of) a long; one that overshoots
+/// zero by less than it sold reversed it, which is two trades and refused.
+/// `None` when the figures do not parse or the action is not buy/sell.
+pub fn order_meaning(
+    action_text: &str,
+    contracts: &str,
+    position_after: &str,
+) -> Option<Result<Action, String>> {
+    use rust_decimal::Decimal;
+    let qty = Decimal::from_str_exact(contracts).ok()?;
+    let pos = Decimal::from_str_exact(position_after).ok()?;
+    let side = action(action_text)?;
+    let (closing, opened, close, open) = match side {
+        Action::Sell => (pos >= Decimal::ZERO, -pos, Action::CloseLong, Action::Sell),
+        Action::Buy => (pos <= Decimal::ZERO, pos, Action::CloseShort, Action::Buy),
+        _ => return None,
+    };
+    Some(if closing {
+        Ok(close)
+    } else if opened < qty {
+        Err(format!(
+            "the strategy's {action_text} of {contracts} reverses its position (now \
+             {position_after}): closing one side and opening the other are two signals; send \
+             them as two alerts"
+        ))
+    } else {
+        Ok(open)
+    })
+}
+
+/// The canonical name of an action (as the schema writes it).
+pub fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Buy => "buy",
+        Action::Sell => "sell",
+        Action::Close => "close",
+        Action::CloseLong => "close_long",
+        Action::CloseShort => "close_short",
+        Action::Cancel => "cancel",
+    }
+}
+
 /// Splits an instrument id into base and quote at `sep` (`BTC-USDT-SWAP`
 /// → BTC, USDT; `USDT_ETH` read quote-first → ETH, USDT).
 pub fn split_pair(symbol: &str, sep: char, quote_first: bool) -> Option<(String, String)> {

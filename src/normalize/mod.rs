@@ -618,6 +618,48 @@ mod tests {
 
     /// The README's table of platform messages ("For traders"), each as
     /// published there.
+    #[test]
+    fn a_strategy_order_is_read_with_the_position_after_it() {
+        let read_action = |body: &str| {
+            let n = read(
+                Options::defaults(SourceKind::Tradingview),
+                &Bytes::from(body.to_owned()),
+                parse_json(body.as_bytes()),
+            );
+            n.stamp(&meta(SourceKind::Tradingview))
+                .1
+                .map(|s| fields::action_name(s.action))
+        };
+        let body = |action: &str, contracts: &str, after: &str| {
+            format!(
+                r#"{{"ticker":"BTCUSDT","action":"{action}","contracts":"{contracts}","position_size":"{after}"}}"#
+            )
+        };
+        // A sell that takes a long to flat (or smaller) closes it.
+        assert_eq!(read_action(&body("sell", "1", "0")), Ok("close_long"));
+        assert_eq!(read_action(&body("sell", "1", "2")), Ok("close_long"));
+        assert_eq!(read_action(&body("buy", "1", "0")), Ok("close_short"));
+        // From flat, or adding, it opens.
+        assert_eq!(read_action(&body("sell", "1", "-1")), Ok("sell"));
+        assert_eq!(read_action(&body("buy", "2", "3")), Ok("buy"));
+        // Long 1 to short 1 with one sell of 2: two trades, refused.
+        let err = read_action(&body("sell", "2", "-1")).unwrap_err();
+        assert!(err[0].contains("reverses"), "{err:?}");
+    }
+
+    #[test]
+    fn autoview_commands_with_parameters_not_read_here_are_still_autoview() {
+        let n = read(
+            Options::defaults(SourceKind::Tradingview),
+            &Bytes::from_static(b"e=bybit s=BTCUSDT b=long q=0.01 t=market l=5 cmo=oldest"),
+            None,
+        );
+        assert_eq!(n.format, "autoview");
+        let s = n.stamp(&meta(SourceKind::Tradingview)).1.unwrap();
+        assert_eq!(s.leverage.as_deref(), Some("5"));
+        assert_eq!(s.extra["cmo"], "oldest");
+    }
+
     /// Body, format, action, size (value and unit).
     type Case = (
         &'static str,

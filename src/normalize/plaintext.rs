@@ -125,16 +125,9 @@ fn default_strategy_message(text: &str) -> Option<Result<Map<String, Value>, Str
     let (ticker, tail) = tail.split_once(". New strategy position is ")?;
     let position = tail.trim().trim_end_matches('.');
     let mut map = Map::new();
-    let action = match strategy_order_meaning(action.trim(), contracts.trim(), position) {
-        Some(meaning) if meaning == "reverse" => {
-            return Some(Err(format!(
-                "the strategy's {} of {} reverses its position (now {position}): closing one \
-                 side and opening the other are two signals; send them as two alerts",
-                action.trim(),
-                contracts.trim()
-            )))
-        }
-        Some(meaning) => meaning,
+    let action = match fields::order_meaning(action.trim(), contracts.trim(), position) {
+        Some(Err(reason)) => return Some(Err(reason)),
+        Some(Ok(meaning)) => fields::action_name(meaning).to_owned(),
         None => action.trim().to_owned(),
     };
     map.insert("action".into(), Value::String(action));
@@ -146,37 +139,6 @@ fn default_strategy_message(text: &str) -> Option<Result<Map<String, Value>, Str
         map.insert("strategy_name".into(), Value::String(name.into()));
     }
     Some(Ok(map))
-}
-
-/// What a strategy's `buy`/`sell` of `contracts` did, from the position
-/// after it: a sell that leaves the position at or above zero closed (part
-/// of) a long; one that overshoots zero by less than it sold reversed it,
-/// which is two signals and is left unmapped (`reverse`, refused). `None`
-/// when the figures do not parse (then the word stands as written).
-fn strategy_order_meaning(action: &str, contracts: &str, position: &str) -> Option<String> {
-    use rust_decimal::Decimal;
-    let qty = Decimal::from_str_exact(contracts).ok()?;
-    let pos = Decimal::from_str_exact(position).ok()?;
-    let (closing, opened) = match fields::action(action)? {
-        super::signal::Action::Sell => (pos >= Decimal::ZERO, -pos),
-        super::signal::Action::Buy => (pos <= Decimal::ZERO, pos),
-        _ => return None,
-    };
-    let side = if fields::action(action)? == super::signal::Action::Sell {
-        ("close_long", "sell")
-    } else {
-        ("close_short", "buy")
-    };
-    Some(
-        if closing {
-            side.0
-        } else if opened < qty {
-            "reverse"
-        } else {
-            side.1
-        }
-        .to_owned(),
-    )
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -64,6 +64,22 @@ pub fn generic(mut fields: Fields) -> Read {
                 Err(e) => return Err(vec![format!("strategy {e}")]),
             }
         }
+    } else if let (Some(action), Some(contracts), Some(after)) = (
+        word(&fields, Field::Action),
+        word(&fields, Field::Quantity),
+        word(&fields, Field::PositionSize),
+    ) {
+        // Without the positions, the signed position after the order says
+        // the same (`{{strategy.position_size}}` beside the order's size).
+        let key = fields
+            .get(Field::Action)
+            .map(|p| p.key.clone())
+            .unwrap_or_default();
+        match super::fields::order_meaning(&action, &contracts, &after) {
+            Some(Ok(a)) => fields.set_str(Field::Action, key, super::fields::action_name(a)),
+            Some(Err(e)) => return Err(vec![e]),
+            None => {}
+        }
     }
     let qualifiers = size_qualifiers(&fields.extra);
     if fields.is_set(Field::Quantity) && !qualifiers.is_empty() {
