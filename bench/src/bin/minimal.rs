@@ -16,8 +16,14 @@
 //! `minimal.>`), file storage and a 120 s duplicate window like the
 //! gateway's `trading-events`.
 //!
+//! With `--tradingview-token T` (bench/burst.sh), also
+//! `POST /webhooks/tradingview?token=T`, TradingView's way (no headers): the
+//! token compared in constant time, the body parsed as above, its SHA-256 the
+//! idempotency key (the gateway's key for a body without an id), and the
+//! same two publishes. Without the flag that path is the generic one.
+//!
 //! Usage: `minimal --addr 127.0.0.1:PORT --nats nats://127.0.0.1:4222
-//!         --secret S [--sources alpha,beta]`
+//!         --secret S [--sources alpha,beta] [--tradingview-token T]`
 
 use std::collections::HashSet;
 use std::future::IntoFuture;
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Same worker count as the gateway on the 2-core bench machine.
 const WORKERS: usize = 2;
@@ -68,6 +74,7 @@ struct Shared {
     secret: Vec<u8>,
     sources: HashSet<String>,
     nonces: Mutex<Nonces>,
+    tradingview_token: Option<String>,
 }
 
 fn answer(status: actix_web::http::StatusCode, code: &'static str) -> HttpResponse {
@@ -128,6 +135,48 @@ async fn webhook(
     if !fresh {
         return answer(S::CONFLICT, "replay");
     }
+    publish_signal(&js, &source, timestamp, nonce, body).await
+}
+
+/// `POST /webhooks/tradingview?token=T`: TradingView sends no headers.
+async fn tradingview(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Arc<Shared>>,
+    js: web::Data<jetstream::Context>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode as S;
+    let token = req
+        .query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .unwrap_or("");
+    let expected = shared.tradingview_token.as_deref().unwrap_or("");
+    if expected.is_empty() || !constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+        return answer(S::UNAUTHORIZED, "bad_token");
+    }
+    let key = hex::encode(Sha256::digest(&body));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        .to_string();
+    publish_signal(&js, "tradingview", &now, &key, body).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// JSON parse, the normalized document, both publishes in flight, both acks.
+async fn publish_signal(
+    js: &jetstream::Context,
+    source: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: web::Bytes,
+) -> HttpResponse {
+    use actix_web::http::StatusCode as S;
     let doc: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(serde_json::Value::Object(doc)) => serde_json::Value::Object(doc),
         _ => return answer(S::UNPROCESSABLE_ENTITY, "invalid_json"),
@@ -182,7 +231,8 @@ async fn webhook(
 
 fn usage() -> ! {
     eprintln!(
-        "usage: minimal --addr HOST:PORT --nats nats://HOST:PORT --secret S [--sources a,b,...]"
+        "usage: minimal --addr HOST:PORT --nats nats://HOST:PORT --secret S [--sources a,b,...] \
+         [--tradingview-token T]"
     );
     std::process::exit(2)
 }
@@ -190,6 +240,7 @@ fn usage() -> ! {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let (mut addr, mut nats, mut secret, mut sources) = (None, None, None, "alpha".to_owned());
+    let mut tradingview_token = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let Some(value) = args.next() else { usage() };
@@ -198,6 +249,7 @@ async fn main() -> std::io::Result<()> {
             "--nats" => nats = Some(value),
             "--secret" => secret = Some(value),
             "--sources" => sources = value,
+            "--tradingview-token" => tradingview_token = Some(value),
             _ => usage(),
         }
     }
@@ -228,7 +280,9 @@ async fn main() -> std::io::Result<()> {
             previous: HashSet::new(),
             rotated: Instant::now(),
         }),
+        tradingview_token,
     });
+    let tv_route = shared.tradingview_token.is_some();
     HttpServer::new(move || {
         let nats = nats.clone();
         App::new()
@@ -246,6 +300,12 @@ async fn main() -> std::io::Result<()> {
                             .max_ack_inflight(MAX_ACK_INFLIGHT)
                             .build(client),
                     )
+                }
+            })
+            // Registered first, so it wins over the generic route.
+            .configure(|cfg| {
+                if tv_route {
+                    cfg.route("/webhooks/tradingview", web::post().to(tradingview));
                 }
             })
             .route("/webhooks/{source}", web::post().to(webhook))
