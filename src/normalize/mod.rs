@@ -219,17 +219,12 @@ pub fn normalize(
 
 /// Reads a payload: picks the adapter, redacts credentials, maps fields.
 pub fn read(opts: Options<'_>, body: &Bytes, json: Option<Value>) -> Normalized {
-    let text = match &json {
-        Some(_) => None,
+    let input = match json {
+        Some(v) => Input::Json(v),
         None => match std::str::from_utf8(body) {
-            Ok(t) => Some(t),
+            Ok(t) => Input::Text(t.to_owned()),
             Err(_) => return refused(body.clone(), "text", "body is neither JSON nor UTF-8 text"),
         },
-    };
-    let input = match (json, text) {
-        (Some(v), _) => Input::Json(v),
-        (None, Some(t)) => Input::Text(t.to_owned()),
-        (None, None) => unreachable!("a body is JSON or text"),
     };
     let adapter = match opts.mapping {
         Some(_) => &formats::MAPPING,
