@@ -283,6 +283,7 @@ impl Application {
                 // Explicit, though webhooks read the body themselves with the
                 // same limit: actix-web's default is 256 KiB.
                 .app_data(web::PayloadConfig::new(max_body))
+                .wrap_fn(ingress::arrival::mark_first)
                 .configure(ingress::routes)
         })
         .workers(workers)

@@ -186,3 +186,55 @@ async fn a_tradingview_alert_that_waited_too_long_to_be_read_is_shed_at_once() {
         "{metrics}"
     );
 }
+
+/// One HTTP/1.1 response read off a kept-alive connection: its status.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "connection closed");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).await.unwrap();
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[actix_rt::test]
+async fn only_a_connections_first_request_counts_from_its_accept() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app(AppOptions::default()).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let alert = |body: &str| {
+        format!(
+            "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // A client that probes health first, then sends alerts on the same
+    // kept-alive connection, each after a pause longer than the normal
+    // lane's 1 s budget for waiting: none of them waited to be read.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let probe = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    conn.write_all(probe.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut conn).await, 200);
+    for n in 1..=2 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        conn.write_all(alert(&format!("buy BTCUSDT {n}")).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(read_response(&mut conn).await, 202, "alert {n}");
+    }
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 2);
+}

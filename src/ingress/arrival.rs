@@ -11,14 +11,17 @@
 //! `overloaded`, which TradingView re-sends 5 s later, after the burst)
 //! instead of doing work it would finish after TradingView gave up. Lower
 //! lanes are shed sooner. Custom sources keep counting from the handler:
-//! their clients may open connections ahead of use.
+//! their clients may open connections ahead of use. Only a connection's
+//! first request, of any route, counts from the accept: on a kept-alive
+//! connection (a client that probed `/healthz` first, or sent an earlier
+//! alert) the accept says nothing about when a later request arrived.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Extensions;
-use actix_web::HttpRequest;
+use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
+use actix_web::{HttpMessage, HttpRequest};
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::lanes::Priority;
@@ -28,6 +31,27 @@ pub struct ConnectedAt {
     at: Instant,
     /// Set by the connection's first request, which alone counts from `at`.
     first_taken: AtomicBool,
+}
+
+/// Stored on a connection's first request, whatever its route, by
+/// [`mark_first`]: when its connection was accepted.
+#[derive(Clone, Copy)]
+struct FirstOnConnection(Instant);
+
+/// Middleware for every route: the first request a connection carries
+/// takes its accept time; later ones find none and count from the handler.
+pub fn mark_first<S>(req: ServiceRequest, srv: &S) -> S::Future
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let first = req
+        .conn_data::<ConnectedAt>()
+        .filter(|c| !c.first_taken.swap(true, Ordering::Relaxed))
+        .map(|c| FirstOnConnection(c.at));
+    if let Some(first) = first {
+        req.extensions_mut().insert(first);
+    }
+    srv.call(req)
 }
 
 /// The server's `on_connect` hook: the arrival time, and TLS facts.
@@ -46,9 +70,9 @@ pub fn arrived(req: &HttpRequest, source: &SourceConfig, handled: Instant) -> In
     if source.kind != SourceKind::Tradingview {
         return handled;
     }
-    match req.conn_data::<ConnectedAt>() {
-        Some(c) if !c.first_taken.swap(true, Ordering::Relaxed) => c.at.min(handled),
-        _ => handled,
+    match req.extensions().get::<FirstOnConnection>() {
+        Some(first) => first.0.min(handled),
+        None => handled,
     }
 }
 
