@@ -9,7 +9,7 @@
 #     (the second with nats-server SIGSTOPped); 25 s measured
 #   campaign 7 (schemathesis.sh, QUICK=1): 75 s of generated requests, signed,
 #     against openapi.yaml; no 5xx, every answer as documented (the cargo-fuzz
-#     regressions run in the test suite, tests/fuzz_regressions.rs)
+#     regressions run in the test suite, tests/it/fuzz_regressions.rs)
 #
 # Each prints its figures and exits non-zero on an acknowledged signal
 # missing from the stream, a duplicate, a wrong event id, or (5) a request

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The pinned nats-server (2.15.1); tests/common starts it, never the one on
+# The pinned nats-server (2.15.1); tests/it/common starts it, never the one on
 # the PATH.
 NATS_SERVER_BIN="$(bash scripts/ensure-nats.sh)"
 export NATS_SERVER_BIN

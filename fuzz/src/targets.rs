@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets, shared by the `cargo fuzz` binaries in
-//! `fuzz/fuzz_targets/` and by the main crate's `tests/fuzz_regressions.rs`
+//! `fuzz/fuzz_targets/` and by the main crate's `tests/it/fuzz_regressions.rs`
 //! (which includes this file with `#[path]` and feeds it every input in
 //! `fuzz/seeds/` and `fuzz/regressions/`). Each body panics when an
 //! invariant breaks; a panic inside the gateway's own code is a finding.

@@ -11,7 +11,7 @@
 # Each target runs FUZZ_SECONDS (default 60) from fuzz/seeds/<target> plus the
 # corpus it grew before (fuzz/corpus/<target>, git-ignored), with the
 # dictionary fuzz/dict/<target>.dict. A crash (or timeout, or OOM) is copied
-# to fuzz/regressions/<target>/, where tests/fuzz_regressions.rs feeds it to
+# to fuzz/regressions/<target>/, where tests/it/fuzz_regressions.rs feeds it to
 # the same target body on stable Rust: it becomes a regression test at once.
 #
 #   bash reliability/fuzz/cargo-fuzz.sh                    # 60 s per target
@@ -86,7 +86,7 @@ for t in $TARGETS; do
       name="$(basename "$f")"
       if [ ! -f "regressions/$t/$name" ]; then
         cp "$f" "regressions/$t/$name"
-        log "$t: crash input saved as fuzz/regressions/$t/$name (run: cargo test --test fuzz_regressions)"
+        log "$t: crash input saved as fuzz/regressions/$t/$name (run: cargo nextest run fuzz_regressions::)"
       fi
     done
   fi

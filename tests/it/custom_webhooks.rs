@@ -1,7 +1,7 @@
 //! Custom sources: HMAC signatures, the timestamp window, nonce replay, and
 //! what lands in JetStream for an accepted signal.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

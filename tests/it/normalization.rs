@@ -1,7 +1,7 @@
 //! Normalization as seen from outside: exact decimals, unreplaced
 //! placeholders, and what a payload that does not normalize produces.
 
-mod common;
+use crate::common;
 
 use common::*;
 

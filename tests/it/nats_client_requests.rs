@@ -10,7 +10,7 @@
 //! A reply that never comes is made deterministic here: a subscriber that
 //! reads every request and never answers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! TradingView: tokens in the body or the URL, bodies read by content,
 //! sender allowlists behind trusted proxies, and re-sent alerts.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! gateway, a high-priority source keeps being served and the low one is
 //! refused first (503 `overloaded` / `buffer_full`, safe to retry).
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 use std::time::Duration;

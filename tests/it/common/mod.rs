@@ -1,7 +1,6 @@
 //! Test helpers: a real `nats-server` owned by the test (free port,
 //! temporary store, stop and restart on the same port and store), the real
 //! gateway on port 0, signing, and reading back what landed in JetStream.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};

@@ -10,7 +10,7 @@
 //!
 //! A target body panics when an invariant breaks; a panic is a failure.
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -8,7 +8,7 @@
 //! feeds them deliberately wrong documents so they are known to be able to
 //! fail.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! a 422 with its reason and a dead letter, and no credential anywhere in
 //! the stream.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! HTTPS served by the gateway itself, and TradingView's client certificate
 //! as a second factor beside the token: self-signed CAs for both sides.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! reads through a durable consumer that resumes, and `dlq replay`
 //! publishes a dead letter once, however often it is run.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

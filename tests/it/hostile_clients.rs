@@ -4,7 +4,7 @@
 //! ends used to be drained after the answer for as long as the client kept
 //! sending, holding the connection (and a worker's reading) forever.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! webhook gets 503 + Retry-After, and the gateway recovers by itself.
 //! A 2xx always means the signal is in JetStream.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! `reliability/faults/gateway-crash.sh`: before the fix the retry answered
 //! 202 with a fresh event id that is nowhere in the stream.)
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! gateway processes on one real nats-server, claims in JetStream
 //! key-value buckets.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

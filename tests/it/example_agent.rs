@@ -2,7 +2,7 @@
 //! it acts on each `event_id` once, acknowledges what it handled, and a
 //! second run finds nothing left.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! fewer replicas than configured, or is not on file storage. The binary
 //! exits non-zero; it never serves 503s forever on a server it cannot use.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

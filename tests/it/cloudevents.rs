@@ -3,7 +3,7 @@
 //! mapping is the NATS binding's: `ce-` headers in binary mode,
 //! `content-type: application/cloudevents+json` in structured mode).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! error bodies or the stream. One test per binary: it owns the process's
 //! log subscriber.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

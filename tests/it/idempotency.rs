@@ -1,7 +1,7 @@
 //! One signal per idempotency key: header, payload id, or body hash, and the
 //! same key as JetStream's Nats-Msg-Id.
 
-mod common;
+use crate::common;
 
 use common::*;
 

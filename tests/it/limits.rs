@@ -1,7 +1,7 @@
 //! What is refused before or around authentication: the source allowlist,
 //! body size, compression and content types, and the per-source rate.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

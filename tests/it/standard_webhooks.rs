@@ -3,7 +3,7 @@
 //! scripts/test.sh) are accepted; the reference vectors and edge cases are
 //! unit tests in src/auth/standard.rs.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

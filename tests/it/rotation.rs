@@ -1,7 +1,7 @@
 //! Key rotation: several live secrets per source, each with an optional
 //! not-after time, reloaded on SIGHUP without a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

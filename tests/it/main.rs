@@ -1,0 +1,29 @@
+//! The integration tests, one crate (one binary to build and link): each
+//! module drives the real HTTP server, most against a nats-server of
+//! their own (`common`). nextest runs every test in its own process.
+
+mod common;
+
+mod cli;
+mod cloudevents;
+mod crash_recovery;
+mod custom_webhooks;
+mod example_agent;
+mod fail_closed;
+mod fuzz_regressions;
+mod hostile_clients;
+mod idempotency;
+mod limits;
+mod nats_client_requests;
+mod nats_server_check;
+mod normalization;
+mod observability;
+mod openapi;
+mod ops_cli;
+mod priority_lanes;
+mod replicas;
+mod rotation;
+mod standard_webhooks;
+mod templates;
+mod tls;
+mod tradingview;
