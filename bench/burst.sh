@@ -46,7 +46,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ "${BUILD:-1}" != 0 ]; then
   echo "bench: building release binaries" >&2
-  cargo build --release --manifest-path bench/Cargo.toml --bin burst --bin minimal
+  cargo build --release -p at-gateway-bench --bin burst --bin minimal
   [ -n "${GATEWAY_BIN:-}" ] || cargo build --release --bin at-gateway
 fi
 BUILD=0 build_all
@@ -75,7 +75,7 @@ nats_version="$("$NATS_SERVER_BIN" --version)"
 
 # --- the minimal same-work program, TradingView route on ----------------------
 min_port="$(free_port)"
-bench/target/release/minimal --addr "127.0.0.1:$min_port" --nats "nats://127.0.0.1:$nats_port" \
+target/release/minimal --addr "127.0.0.1:$min_port" --nats "nats://127.0.0.1:$nats_port" \
   --secret "$SECRET" --sources tradingview --tradingview-token "$TV_TOKEN" >"$tmp/minimal.log" 2>&1 &
 min_pid=$!
 pids+=("$min_pid")
@@ -111,7 +111,7 @@ for n in $BURSTS; do
         ;;
       *) die "ROWS: unknown transport '$transport'" ;;
     esac
-    bench/target/release/burst --target "$target" --url "$url" --count "$n" --window "$WINDOW" \
+    target/release/burst --target "$target" --url "$url" --count "$n" --window "$WINDOW" \
       --timeout-ms "$TIMEOUT_MS" --tag "$target-$transport-$n-$RANDOM" \
       --watch "server=$server" --watch "nats=$nats_pid" "${args[@]}" >>"$results"
     sleep "$PAUSE"

@@ -127,7 +127,7 @@ status_kb() {
 build_all() {
   if [ "${BUILD:-1}" != 0 ]; then
     echo "bench: building release binaries" >&2
-    cargo build --release --manifest-path bench/Cargo.toml
+    cargo build --release -p at-gateway-bench
     cargo build --release --bin at-gateway
   fi
   # GATEWAY_BIN: another gateway binary (e.g. a copy kept for a series of runs).
@@ -168,7 +168,7 @@ start_nats() {
 # start_bare / start_minimal: on a free port; set port and pid.
 start_bare() {
   port="$(free_port)"
-  bench/target/release/bare --addr "127.0.0.1:$port" >"$tmp/bare.log" 2>&1 &
+  target/release/bare --addr "127.0.0.1:$port" >"$tmp/bare.log" 2>&1 &
   pid=$!
   pids+=("$pid")
   wait_port "$port" "$pid" bare "$tmp/bare.log"
@@ -176,7 +176,7 @@ start_bare() {
 
 start_minimal() {
   port="$(free_port)"
-  bench/target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
+  target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
     --secret "$SECRET" --sources alpha >"$tmp/minimal.log" 2>&1 &
   pid=$!
   pids+=("$pid")
@@ -228,7 +228,7 @@ gateway_log_check() { # LOGNAME
 load() {
   local name="$1" url="$2" server="$3"
   shift 3
-  bench/target/release/loadgen --target "$name" --url "$url" --secret "$SECRET" \
+  target/release/loadgen --target "$name" --url "$url" --secret "$SECRET" \
     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
     --watch "server=$server" --watch "nats=$nats_pid" "$@"
 }

@@ -33,7 +33,7 @@ OPEN_CONNECTIONS="${OPEN_CONNECTIONS:-256}"
 
 # The seed's stack, from PyPI, into a venv kept between runs (re-made when
 # bench/seed/requirements.txt changes).
-seed_venv=bench/target/seed-venv
+seed_venv=target/seed-venv
 install_seed() {
   local stamp="$seed_venv/.requirements"
   if [ -x "$seed_venv/bin/uvicorn" ] && cmp -s bench/seed/requirements.txt "$stamp"; then
