@@ -30,7 +30,7 @@ use crate::lanes::Lanes;
 use crate::normalize::Normalizer;
 use crate::publish::connection::{self, NatsHealth};
 use crate::publish::{Buffer, Publisher};
-use crate::ratelimit::{LiveBuckets, RateLimiter};
+use crate::ratelimit::RateLimiter;
 use crate::reload::{self, LiveSources, Reloader};
 use crate::tls;
 
@@ -60,7 +60,6 @@ struct Shared {
     settings: Arc<Settings>,
     stores: SharedStores,
     sources: LiveSources,
-    buckets: LiveBuckets,
     auth_failures: Arc<FailureLimiter>,
     buffer: Arc<Buffer>,
     lanes: Arc<Lanes>,
@@ -83,7 +82,6 @@ impl Shared {
         let replay = Arc::new(ReplayStore::new(replay));
         let auth_failures = self.auth_failures.clone();
         let window = s.replay_window;
-        let buckets = self.buckets.clone();
         let nats = s.nats.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
@@ -91,7 +89,7 @@ impl Shared {
             authenticator: Supervisor::start(move |_| {
                 Authenticator::new(replay, auth_failures, window)
             }),
-            rate_limiter: Supervisor::start(move |_| RateLimiter::new(buckets)),
+            rate_limiter: Supervisor::start(|_| RateLimiter),
             normalizer: Supervisor::start(|_| Normalizer),
             publisher: Supervisor::start(move |_| Publisher::new(nats, js, buffer, health)),
         };
@@ -218,7 +216,7 @@ impl Application {
         connection::validate_url(&settings.nats.url).map_err(anyhow::Error::msg)?;
         let settings = Arc::new(settings);
         let health = NatsHealth::new();
-        let (sources, buckets) = reload::live(&settings);
+        let sources = reload::live(&settings);
         let tls = match &settings.tls {
             Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
             None => None,
@@ -226,14 +224,12 @@ impl Application {
         let reloader = Reloader::new(
             settings.config_file.clone(),
             sources.clone(),
-            buckets.clone(),
             tls.as_ref().map(|(_, certs)| certs.clone()),
         );
         actix_rt::spawn(reloader.clone().on_sighup());
         let shared = Shared {
             stores: shared_stores(&settings),
             sources,
-            buckets,
             auth_failures: FailureLimiter::new(
                 settings.auth_failures.per_minute,
                 settings.auth_failures.burst,

@@ -1,7 +1,9 @@
 //! Reloading sources without a restart: on SIGHUP the gateway reads its
 //! configuration again (the `--config` file and the environment) and swaps
-//! in the new source table — keys, tokens, allowlists, rates — atomically.
-//! Requests already in flight finish with the table they started with.
+//! in the new source table — keys, tokens, allowlists, rates — atomically:
+//! each source's settings and its rate bucket are one entry of one table,
+//! stored with one swap, so no request sees a source without its bucket.
+//! Requests already in flight finish with the entry they started with.
 //!
 //! The HTTPS certificate and key are read again too (a renewed certificate
 //! takes effect for new connections). Only sources and the certificate are
@@ -9,23 +11,50 @@
 //! configuration that does not load is refused with an error in the log, and
 //! the table in force stays.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{ConfigError, Settings, SourceMap};
-use crate::ratelimit::{Buckets, LiveBuckets};
+use crate::config::{ConfigError, Settings, SourceConfig, SourceMap};
+use crate::ids::SourceId;
+use crate::ratelimit::SourceBucket;
 use crate::tls::CertStore;
 
+/// One source as it is served: its settings and its rate bucket.
+#[derive(Clone, Debug)]
+pub struct SourceEntry {
+    pub config: Arc<SourceConfig>,
+    pub bucket: Arc<SourceBucket>,
+}
+
+/// Every source in force.
+pub type SourceTable = HashMap<SourceId, SourceEntry>;
+
 /// The source table in force, swapped as a whole on reload.
-pub type LiveSources = Arc<ArcSwap<SourceMap>>;
+pub type LiveSources = Arc<ArcSwap<SourceTable>>;
+
+/// The table for `sources`; a source whose rate did not change keeps its
+/// bucket from `previous`.
+pub fn table(sources: &SourceMap, previous: Option<&SourceTable>) -> SourceTable {
+    sources
+        .iter()
+        .map(|(id, config)| {
+            let kept = previous.and_then(|p| p.get(id)).map(|e| &e.bucket);
+            let entry = SourceEntry {
+                config: config.clone(),
+                bucket: SourceBucket::for_source(config, kept),
+            };
+            (id.clone(), entry)
+        })
+        .collect()
+}
 
 #[derive(Clone)]
 pub struct Reloader {
     config_file: Option<PathBuf>,
     sources: LiveSources,
-    buckets: LiveBuckets,
     certs: Option<Arc<CertStore>>,
 }
 
@@ -33,13 +62,11 @@ impl Reloader {
     pub fn new(
         config_file: Option<PathBuf>,
         sources: LiveSources,
-        buckets: LiveBuckets,
         certs: Option<Arc<CertStore>>,
     ) -> Self {
         Reloader {
             config_file,
             sources,
-            buckets,
             certs,
         }
     }
@@ -56,9 +83,8 @@ impl Reloader {
             }
         }
         let settings = Settings::load(self.config_file.as_deref())?;
-        let buckets = self.buckets.load().rebuilt(settings.sources.values());
-        self.sources.store(settings.sources.clone());
-        self.buckets.store(buckets);
+        let table = table(&settings.sources, Some(&self.sources.load()));
+        self.sources.store(Arc::new(table));
         let mut summary: Vec<String> = settings
             .sources
             .values()
@@ -91,9 +117,39 @@ impl Reloader {
 }
 
 /// A fresh live table from the start-up settings.
-pub fn live(settings: &Settings) -> (LiveSources, LiveBuckets) {
-    (
-        Arc::new(ArcSwap::new(settings.sources.clone())),
-        Arc::new(ArcSwap::new(Buckets::new(settings.sources.values()))),
-    )
+pub fn live(settings: &Settings) -> LiveSources {
+    Arc::new(ArcSwap::from_pointee(table(&settings.sources, None)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(rps: &str) -> Settings {
+        let env = [
+            ("TRADINGVIEW_TOKEN", "tv-token-0123456789"),
+            ("API_KEY_HMAC_SECRET", "custom-secret-0123456789"),
+            ("ALLOWED_SOURCES", "tradingview,alpha"),
+            ("RATE_LIMIT_RPS", rps),
+        ];
+        Settings::load_with_env(None, |k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reloaded_entry_keeps_its_bucket_only_while_its_rate_stays() {
+        let before = table(&settings("10").sources, None);
+        let same = table(&settings("10").sources, Some(&before));
+        let changed = table(&settings("11").sources, Some(&same));
+        let alpha = SourceId::parse("alpha").unwrap();
+        assert!(Arc::ptr_eq(&before[&alpha].bucket, &same[&alpha].bucket));
+        assert!(!Arc::ptr_eq(&same[&alpha].bucket, &changed[&alpha].bucket));
+        // Every entry carries the settings it was built from.
+        assert_eq!(changed[&alpha].config.rate_limit_rps, 11);
+        assert_eq!(changed.len(), 2);
+    }
 }

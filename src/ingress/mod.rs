@@ -23,7 +23,8 @@ use crate::config::{Settings, SourceConfig, SourceKind};
 use crate::error::GatewayError;
 use crate::ids::{CorrId, SourceId};
 use crate::publish::connection::NatsHealth;
-use crate::reload::LiveSources;
+use crate::ratelimit::SourceBucket;
+use crate::reload::{LiveSources, SourceEntry};
 use crate::telemetry::{metrics, render_metrics, UNKNOWN_SOURCE};
 use reception::{Receive, Reception};
 
@@ -121,8 +122,11 @@ async fn handle(
     );
     // The allowlist comes first: an unknown source costs nothing more.
     let known = SourceId::parse(&source_name).and_then(|id| state.sources.load().get(&id).cloned());
-    let source = match known {
-        Some(s) if required_kind.is_none_or(|k| k == s.kind) => s,
+    let SourceEntry {
+        config: source,
+        bucket,
+    } = match known {
+        Some(s) if required_kind.is_none_or(|k| k == s.config.kind) => s,
         found => {
             let message = if found.is_some() {
                 format!("source '{source_name}' is not a TradingView source")
@@ -163,7 +167,15 @@ async fn handle(
         return finish(Some(&source), &corr_id, started, Err(err));
     };
     let mut payload = payload;
-    let outcome = receive(&req, &mut payload, &state, &source, &corr_id, started).await;
+    let outcome = receive(
+        &req,
+        &mut payload,
+        &state,
+        (&source, bucket),
+        &corr_id,
+        started,
+    )
+    .await;
     if let Err(e) = &outcome {
         if matches!(
             e,
@@ -192,7 +204,7 @@ async fn receive(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &WorkerState,
-    source: &Arc<SourceConfig>,
+    (source, bucket): (&Arc<SourceConfig>, Arc<SourceBucket>),
     corr_id: &CorrId,
     started: Instant,
 ) -> Result<reception::Accepted, GatewayError> {
@@ -207,6 +219,7 @@ async fn receive(
     .await?;
     let msg = Receive {
         source: source.clone(),
+        bucket,
         corr_id: corr_id.clone(),
         credentials: Credentials {
             signature: request::header_text(req, "x-signature"),

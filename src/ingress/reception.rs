@@ -30,7 +30,7 @@ use crate::normalize::signal::{DeadLetter, RawEnvelope, DLQ_SCHEMA, RAW_SCHEMA};
 use crate::normalize::{fields::rfc3339, Meta, Normalize, Normalizer};
 use crate::publish::envelope::{self, Role};
 use crate::publish::{Outbound, Publish, Publisher, Undelivered};
-use crate::ratelimit::{Admit, Admitted, RateLimiter};
+use crate::ratelimit::{Admit, Admitted, RateLimiter, SourceBucket};
 use crate::stage::{self, MAILBOX_CAPACITY};
 
 pub use crate::publish::envelope::{HEADER_CORR_ID, HEADER_EVENT_ID, HEADER_SCHEMA, HEADER_SOURCE};
@@ -40,6 +40,8 @@ pub use crate::publish::envelope::{HEADER_CORR_ID, HEADER_EVENT_ID, HEADER_SCHEM
 #[rtype(result = "Result<Accepted, GatewayError>")]
 pub struct Receive {
     pub source: Arc<SourceConfig>,
+    /// The source's rate bucket, from the same table entry as `source`.
+    pub bucket: Arc<SourceBucket>,
     pub corr_id: CorrId,
     pub credentials: Credentials,
     pub client_ip: IpAddr,
@@ -183,7 +185,12 @@ async fn prepare(
         stage::STAGE_TIMEOUT,
     )
     .await?;
-    let Admitted(mut auth) = stage::call(&stages.rate_limiter, Admit(auth), "rate_limiter").await?;
+    let Admitted(mut auth) = stage::call(
+        &stages.rate_limiter,
+        Admit(auth, msg.bucket),
+        "rate_limiter",
+    )
+    .await?;
 
     // The body is parsed once: the authenticator already did for TradingView.
     let json = auth

@@ -135,3 +135,69 @@ async fn sighup_reloads_keys_without_a_restart() {
         "the matching key is logged:\n{logs}"
     );
 }
+
+/// The configuration `reloads_under_traffic_never_refuse_a_source_that_stays`
+/// writes on its `n`th reload: alpha's key and both sources' rates change
+/// every time, so every reload builds new entries and new buckets.
+fn churning_config(n: usize) -> String {
+    let rate = 1000 - (n % 2);
+    format!(
+        "[auth_failures]\nburst = 100\n[http]\nworkers = 2\n\
+         [sources.alpha]\nrate_limit_rps = {rate}\nrate_limit_burst = {rate}\n\
+         secrets = [{{ id = \"k1\", secret = \"{OLD}\" }}, {{ id = \"r{n}\", secret = \"{NEW}\" }}]\n\
+         [sources.beta]\nrate_limit_rps = {rate}\nrate_limit_burst = {rate}\n"
+    )
+}
+
+#[actix_rt::test]
+async fn reloads_under_traffic_never_refuse_a_source_that_stays() {
+    let nats = NatsServer::start();
+    let gw = GatewayProcess::start(
+        &nats.url(),
+        &AppOptions {
+            config: churning_config(0),
+            ..Default::default()
+        },
+    )
+    .await;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Two sources sent to, back to back, while the table is swapped every
+    // 20 ms: each answer must be a 202 (no 403 from a half-swapped table,
+    // no 429 from a bucket lost in the swap).
+    let traffic = |source: &'static str, secret: &'static str| {
+        let (gw, stop) = (&gw, &stop);
+        async move {
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let s = sign_with(secret, now_secs(), &format!("{source}-{i}"), &body(i));
+                let status = gw.send_signed(source, &s).await.status().as_u16();
+                *statuses.entry(status).or_default() += 1;
+            }
+            statuses
+        }
+    };
+    let reloads = async {
+        for n in 1..=60 {
+            std::fs::write(gw.config_path(), churning_config(n)).unwrap();
+            gw.signal("-HUP");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Let the last reload be read before the traffic stops.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (alpha, beta, ()) =
+        futures_util::join!(traffic("alpha", OLD), traffic("beta", HMAC_SECRET), reloads);
+    for (source, statuses) in [("alpha", &alpha), ("beta", &beta)] {
+        assert_eq!(
+            statuses.keys().copied().collect::<Vec<_>>(),
+            vec![202],
+            "{source}: {statuses:?}\n{}",
+            gw.logs()
+        );
+    }
+    let reloaded = gw.logs().matches("configuration reloaded").count();
+    assert!(reloaded >= 10, "only {reloaded} reloads took effect");
+}
