@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Bucket};
 use crate::auth::Authenticated;
 use crate::config::SourceConfig;
 use crate::error::GatewayError;
-use crate::stage::{guarded, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 
 /// One source's token bucket. It lives in the source's entry of the live
 /// source table (`reload::SourceEntry`), so a request always finds the
@@ -80,10 +80,12 @@ impl Actor for RateLimiter {
 
 impl Supervised for RateLimiter {}
 
-impl Handler<Admit> for RateLimiter {
+impl Handler<Traced<Admit>> for RateLimiter {
     type Result = Result<Admitted, GatewayError>;
 
-    fn handle(&mut self, msg: Admit, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Traced<Admit>, ctx: &mut Context<Self>) -> Self::Result {
+        let Traced(msg, span) = msg;
+        let _in = span.entered();
         guarded(ctx, "rate_limiter", move || {
             msg.1.check()?;
             Ok(Admitted(msg.0))

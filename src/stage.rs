@@ -18,6 +18,10 @@
 //! A handler that panics answers its request with 503, stops the actor, and
 //! its `Supervisor` restarts it; queued messages are then served by the
 //! restarted actor.
+//!
+//! Every call carries the caller's tracing span ([`Traced`]): the request's
+//! span, opened by ingress with its `corr_id` and source, so a line a stage
+//! logs while serving a request says which request it was.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -36,17 +40,28 @@ pub const STAGE_TIMEOUT: Duration = Duration::from_millis(500);
 /// for room, within their bound.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
+/// A stage message with the span of the request it serves. The handler
+/// enters the span (and instruments any future it returns or spawns with it).
+pub struct Traced<M>(pub M, pub tracing::Span);
+
+impl<M: Message> Message for Traced<M> {
+    type Result = M::Result;
+}
+
 /// Sends `msg` to a stage that answers synchronously and maps every mailbox
 /// failure (the actor stopped and is being restarted) to 503. The caller's
 /// deadline bounds the wait.
 pub async fn call<A, M, T>(addr: &Addr<A>, msg: M, stage: &'static str) -> Result<T, GatewayError>
 where
-    A: Actor + Handler<M>,
-    A::Context: ToEnvelope<A, M>,
+    A: Actor + Handler<Traced<M>>,
+    A::Context: ToEnvelope<A, Traced<M>>,
     M: Message<Result = Result<T, GatewayError>> + Send + 'static,
     T: Send + 'static,
 {
-    answer(addr.send(msg).await, stage)
+    answer(
+        addr.send(Traced(msg, tracing::Span::current())).await,
+        stage,
+    )
 }
 
 /// [`call`] with its own bound, for a stage whose answer waits on NATS.
@@ -57,11 +72,12 @@ pub async fn call_within<A, M, T>(
     bound: Duration,
 ) -> Result<T, GatewayError>
 where
-    A: Actor + Handler<M>,
-    A::Context: ToEnvelope<A, M>,
+    A: Actor + Handler<Traced<M>>,
+    A::Context: ToEnvelope<A, Traced<M>>,
     M: Message<Result = Result<T, GatewayError>> + Send + 'static,
     T: Send + 'static,
 {
+    let msg = Traced(msg, tracing::Span::current());
     answer(addr.send(msg).timeout(bound).await, stage)
 }
 
@@ -119,11 +135,12 @@ mod tests {
     #[rtype(result = "Result<u32, GatewayError>")]
     struct Work(bool);
 
-    impl Handler<Work> for Fragile {
+    impl Handler<Traced<Work>> for Fragile {
         type Result = Result<u32, GatewayError>;
-        fn handle(&mut self, msg: Work, ctx: &mut Context<Self>) -> Self::Result {
+        fn handle(&mut self, msg: Traced<Work>, ctx: &mut Context<Self>) -> Self::Result {
+            let Traced(Work(panics), _span) = msg;
             guarded(ctx, "fragile", || {
-                if msg.0 {
+                if panics {
                     panic!("boom");
                 }
                 Ok(1)

@@ -189,7 +189,7 @@ where
     let installed = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(true)
         .with_env_filter(filter)

@@ -22,11 +22,12 @@ use serde_json::Value;
 use crate::config::{CustomScheme, SourceConfig, SourceKind};
 use crate::error::GatewayError;
 use crate::ids::is_token;
-use crate::stage::{guarded, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
 use crate::tls::ConnectionTls;
 use failures::FailureLimiter;
 use replay::{NonceClaim, ReplayStore};
+use tracing::Instrument;
 
 /// Longest nonce accepted (visible ASCII).
 pub const MAX_NONCE_LEN: usize = 128;
@@ -124,10 +125,12 @@ impl Actor for Authenticator {
 
 impl Supervised for Authenticator {}
 
-impl Handler<Authenticate> for Authenticator {
+impl Handler<Traced<Authenticate>> for Authenticator {
     type Result = ResponseFuture<Result<Authenticated, GatewayError>>;
 
-    fn handle(&mut self, msg: Authenticate, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Traced<Authenticate>, ctx: &mut Context<Self>) -> Self::Result {
+        let Traced(msg, span) = msg;
+        let _in = span.clone().entered();
         let window = self.window;
         let failures = self.failures.clone();
         let ip = msg.client_ip;
@@ -152,13 +155,16 @@ impl Handler<Authenticate> for Authenticator {
             verified
         });
         let replay = self.replay.clone();
-        Box::pin(async move {
-            let (mut auth, nonce) = checked?;
-            if let Some(nonce) = nonce {
-                auth.nonce = Some(replay.claim(&auth.source.id, &nonce).await?);
+        Box::pin(
+            async move {
+                let (mut auth, nonce) = checked?;
+                if let Some(nonce) = nonce {
+                    auth.nonce = Some(replay.claim(&auth.source.id, &nonce).await?);
+                }
+                Ok(auth)
             }
-            Ok(auth)
-        })
+            .instrument(span),
+        )
     }
 }
 

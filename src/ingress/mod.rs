@@ -17,6 +17,7 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::auth::Credentials;
 use crate::config::{Settings, SourceConfig, SourceKind};
@@ -120,6 +121,30 @@ async fn handle(
             .or_else(|| req.headers().get("x-request-id"))
             .and_then(|v| v.to_str().ok()),
     );
+    // Every line logged while serving the request, in any stage, carries
+    // its corr_id and (once known to be allowed) its source.
+    let span = tracing::info_span!("request", corr_id = %corr_id, source = tracing::field::Empty);
+    let served = serve(
+        req,
+        source_name,
+        required_kind,
+        payload,
+        state,
+        corr_id,
+        handled,
+    );
+    served.instrument(span).await
+}
+
+async fn serve(
+    req: HttpRequest,
+    source_name: String,
+    required_kind: Option<SourceKind>,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+    corr_id: CorrId,
+    handled: Instant,
+) -> HttpResponse {
     // The allowlist comes first: an unknown source costs nothing more.
     let known = SourceId::parse(&source_name).and_then(|id| state.sources.load().get(&id).cloned());
     let SourceEntry {
@@ -141,6 +166,7 @@ async fn handle(
             return finish(None, &corr_id, handled, Err(err));
         }
     };
+    tracing::Span::current().record("source", source.id.as_str());
     let started = arrival::arrived(&req, &source, handled);
     if arrival::too_late(
         handled - started,

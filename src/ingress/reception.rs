@@ -31,7 +31,8 @@ use crate::normalize::{fields::rfc3339, Meta, Normalize, Normalizer};
 use crate::publish::envelope::{self, Role};
 use crate::publish::{Outbound, Publish, Publisher, Undelivered};
 use crate::ratelimit::{Admit, Admitted, RateLimiter, SourceBucket};
-use crate::stage::{self, MAILBOX_CAPACITY};
+use crate::stage::{self, Traced, MAILBOX_CAPACITY};
+use tracing::Instrument;
 
 pub use crate::publish::envelope::{HEADER_CORR_ID, HEADER_EVENT_ID, HEADER_SCHEMA, HEADER_SOURCE};
 
@@ -101,16 +102,17 @@ impl Actor for Reception {
 
 impl Supervised for Reception {}
 
-impl Handler<Receive> for Reception {
+impl Handler<Traced<Receive>> for Reception {
     // A ResponseFuture runs beside the actor, so many requests are in
     // flight at once; the mailbox only holds requests not yet started.
     type Result = ResponseFuture<Result<Accepted, GatewayError>>;
 
-    fn handle(&mut self, msg: Receive, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Traced<Receive>, _: &mut Context<Self>) -> Self::Result {
+        let Traced(msg, span) = msg;
         let stages = self.stages.clone();
         let idempotency = self.idempotency.clone();
         let nats = self.nats.clone();
-        Box::pin(async move {
+        let served = async move {
             let deadline = tokio::time::Instant::from_std(msg.started + msg.source.ack_wait);
             let timed_out = || {
                 GatewayError::unavailable(
@@ -151,7 +153,8 @@ impl Handler<Receive> for Reception {
                     "NATS JetStream is unavailable; the signal was not stored, retry later",
                 )),
             }
-        })
+        };
+        Box::pin(served.instrument(span))
     }
 }
 
@@ -303,7 +306,7 @@ async fn prepare(
     // The claims now follow the delivery, not this request.
     let nonce = auth.nonce.take();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    actix_rt::spawn(async move {
+    let settled = async move {
         let outcome = ticket
             .0
             .await
@@ -324,7 +327,8 @@ async fn prepare(
             tracing::warn!(event_id = %event_id, "signal not stored within its window; nonce and key released");
         }
         let _ = tx.send(outcome);
-    });
+    };
+    actix_rt::spawn(settled.instrument(tracing::Span::current()));
     Ok(Prepared {
         delivery: rx,
         event_id,

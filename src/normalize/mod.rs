@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use crate::config::{FormatChoice, MappingSettings, SourceConfig, SourceKind};
 use crate::error::GatewayError;
-use crate::stage::{guarded, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use fields::Sign;
 use formats::Input;
 use signal::{
@@ -182,10 +182,12 @@ impl Actor for Normalizer {
 
 impl Supervised for Normalizer {}
 
-impl Handler<Normalize> for Normalizer {
+impl Handler<Traced<Normalize>> for Normalizer {
     type Result = Result<Normalized, GatewayError>;
 
-    fn handle(&mut self, msg: Normalize, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Traced<Normalize>, ctx: &mut Context<Self>) -> Self::Result {
+        let Traced(msg, span) = msg;
+        let _in = span.entered();
         guarded(ctx, "normalizer", move || {
             Ok(read(Options::of(&msg.source), &msg.body, msg.json))
         })

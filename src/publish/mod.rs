@@ -40,9 +40,10 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::config::NatsSettings;
 use crate::error::GatewayError;
 use crate::lanes::{LaneSettings, Priority};
-use crate::stage::{guarded, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
 use connection::NatsHealth;
+use tracing::Instrument;
 
 /// First pause between re-publish attempts; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -199,10 +200,12 @@ impl Actor for Publisher {
 
 impl Supervised for Publisher {}
 
-impl Handler<Publish> for Publisher {
+impl Handler<Traced<Publish>> for Publisher {
     type Result = Result<PublishTicket, GatewayError>;
 
-    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Traced<Publish>, ctx: &mut Context<Self>) -> Self::Result {
+        let Traced(msg, span) = msg;
+        let _in = span.entered();
         let js = self.js.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
@@ -235,11 +238,12 @@ impl Handler<Publish> for Publisher {
                 ack_timeout,
                 waiting,
             };
-            actix_rt::spawn(async move {
+            let delivered = async move {
                 let outcome = deliver(delivery, &msg.messages).await;
                 drop(in_flight);
                 let _ = tx.send(outcome);
-            });
+            };
+            actix_rt::spawn(delivered.instrument(tracing::Span::current()));
             Ok(PublishTicket(rx))
         })
     }

@@ -166,3 +166,58 @@ async fn metrics_logs_and_errors_carry_what_ops_need_and_no_secret() {
         }
     }
 }
+
+/// A line a stage logs while serving a request (here the authenticator's
+/// warning about an expired key) carries the request's corr_id and source
+/// in its `span`, like the request's own access line.
+#[actix_rt::test]
+async fn lines_logged_inside_a_stage_name_the_request() {
+    const EXPIRED: &str = "expired-secret-Qm3Vx8Rt1Lp6";
+    let nats = NatsServer::start();
+    let gw = GatewayProcess::start(
+        &nats.url(),
+        &AppOptions {
+            config: format!(
+                "[sources.alpha]\nsecrets = [{{ id = \"old\", secret = \"{EXPIRED}\", \
+                 not_after = \"2020-01-01T00:00:00Z\" }}]\n"
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    let body = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
+    let s = sign_with(EXPIRED, now_secs(), "n-expired", body);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/alpha", gw.base))
+        .header("Content-Type", "application/json")
+        .header("X-Timestamp", &s.timestamp)
+        .header("X-Nonce", &s.nonce)
+        .header("X-Signature", &s.signature)
+        .header("X-Correlation-Id", "corr-stage-line-1")
+        .body(s.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let logs = gw.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let stage_line = lines
+        .iter()
+        .find(|l| l["message"] == "signature made with an expired key")
+        .unwrap_or_else(|| panic!("no expired-key line:\n{logs}"));
+    assert_eq!(stage_line["target"], "at_gateway::auth", "{stage_line}");
+    assert_eq!(
+        stage_line["span"]["corr_id"], "corr-stage-line-1",
+        "{stage_line}"
+    );
+    assert_eq!(stage_line["span"]["source"], "alpha", "{stage_line}");
+    // The access line of the same request, in the same span.
+    let access = lines
+        .iter()
+        .find(|l| l["corr_id"] == "corr-stage-line-1" && l["status"] == 401)
+        .unwrap_or_else(|| panic!("no access line:\n{logs}"));
+    assert_eq!(access["span"]["corr_id"], "corr-stage-line-1", "{access}");
+}
