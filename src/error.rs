@@ -1,7 +1,7 @@
 //! The one error type of the gateway and its HTTP form.
 //!
-//! Every variant maps to one status code and one stable machine `code`; the
-//! body is always JSON `{"code","message","corr_id"}` (plus a few documented
+//! Every error has one stable machine [`Code`], and every code one status
+//! (the table in `codes!`); the body is always JSON `{"code","message","corr_id"}` (plus a few documented
 //! extras). Internal details go to the log, never to the caller, and no
 //! variant carries a secret.
 
@@ -16,17 +16,100 @@ use crate::ids::{CorrId, EventId};
 /// Seconds a caller is told to wait after a 503.
 pub const RETRY_AFTER_UNAVAILABLE_SEC: u64 = 1;
 
+/// Defines [`Code`] from one table: each machine code, its name in the
+/// error body and `openapi.yaml`, and its HTTP status.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $status:ident;)*) => {
+        /// Every machine code the gateway answers with: the closed list, each
+        /// with the status it is always answered with. `openapi.yaml`
+        /// documents each one (`tests/it/openapi.rs` checks [`Code::ALL`]
+        /// against it).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The `code` of the error body, as `openapi.yaml` names it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The body could not be read off the connection.
+    BodyError => "body_error", BAD_REQUEST;
+    /// The TradingView passphrase in the body uses JSON escape sequences,
+    /// which would let the redacted bytes differ from the token.
+    EscapedToken => "escaped_token", BAD_REQUEST;
+    InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST;
+    MissingSignature => "missing_signature", UNAUTHORIZED;
+    InvalidSignature => "invalid_signature", UNAUTHORIZED;
+    InvalidTimestamp => "invalid_timestamp", UNAUTHORIZED;
+    StaleTimestamp => "stale_timestamp", UNAUTHORIZED;
+    InvalidNonce => "invalid_nonce", UNAUTHORIZED;
+    KeyExpired => "key_expired", UNAUTHORIZED;
+    MissingToken => "missing_token", UNAUTHORIZED;
+    InvalidToken => "invalid_token", UNAUTHORIZED;
+    ClientCertificateRequired => "client_certificate_required", UNAUTHORIZED;
+    ClientCertificateMismatch => "client_certificate_mismatch", UNAUTHORIZED;
+    SourceNotAllowed => "source_not_allowed", FORBIDDEN;
+    SenderNotAllowed => "sender_not_allowed", FORBIDDEN;
+    NotFound => "not_found", NOT_FOUND;
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED;
+    BodyTimeout => "body_timeout", REQUEST_TIMEOUT;
+    Replay => "replay", CONFLICT;
+    Duplicate => "duplicate", CONFLICT;
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    TooLargeForStream => "too_large_for_stream", PAYLOAD_TOO_LARGE;
+    UnsupportedContentEncoding => "unsupported_content_encoding", UNSUPPORTED_MEDIA_TYPE;
+    UnsupportedContentType => "unsupported_content_type", UNSUPPORTED_MEDIA_TYPE;
+    ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY;
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS;
+    TooManyAuthFailures => "too_many_auth_failures", TOO_MANY_REQUESTS;
+    /// No waiting place while NATS is not storing (the outage buffer).
+    BufferFull => "buffer_full", SERVICE_UNAVAILABLE;
+    /// Refused under saturation, or waited too long to be read.
+    Overloaded => "overloaded", SERVICE_UNAVAILABLE;
+    PublishTimeout => "publish_timeout", SERVICE_UNAVAILABLE;
+    NatsUnavailable => "nats_unavailable", SERVICE_UNAVAILABLE;
+    StoreUnavailable => "store_unavailable", SERVICE_UNAVAILABLE;
+    StageUnavailable => "stage_unavailable", SERVICE_UNAVAILABLE;
+    Misconfigured => "misconfigured", SERVICE_UNAVAILABLE;
+    Internal => "internal", SERVICE_UNAVAILABLE;
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Code {
+    /// A refusal that sheds load (counted in `gateway_requests_shed_total`).
+    pub fn is_shed(self) -> bool {
+        matches!(self, Code::BufferFull | Code::Overloaded)
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
-    /// 400: the request is malformed (a header that cannot be parsed).
+    /// A refusal its code says everything about; `message` is for the
+    /// caller. Never with a code one of the variants below owns.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
-    /// 401: the request does not prove who sent it.
-    #[error("{message}")]
-    Unauthorized { code: &'static str, message: String },
-    /// 403: the source or sender is not allowed.
-    #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Refused { code: Code, message: String },
     #[error("no such endpoint")]
     NotFound,
     /// 405, with `Allow` naming the methods the path serves (RFC 9110).
@@ -51,9 +134,6 @@ pub enum GatewayError {
     /// server accepts (`max_payload`): an operator must raise it.
     #[error("the signal is larger than the NATS server's max_payload accepts; the operator must raise it")]
     TooLargeForStream,
-    /// 415: compressed bodies, or a content type the gateway does not read.
-    #[error("{message}")]
-    UnsupportedMedia { code: &'static str, message: String },
     /// 422: authentic, but does not normalize; the raw event was published.
     #[error("payload does not normalize")]
     Unprocessable {
@@ -67,28 +147,12 @@ pub enum GatewayError {
     /// any signature work.
     #[error("too many failed authentications from this address")]
     AuthThrottled { retry_after: Duration },
-    /// 503: not stored; safe to retry with the same idempotency key.
-    #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
 }
 
 impl GatewayError {
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        GatewayError::Unauthorized {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        GatewayError::Unavailable {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        GatewayError::BadRequest {
+    /// A [`GatewayError::Refused`].
+    pub fn refused(code: Code, message: impl Into<String>) -> Self {
+        GatewayError::Refused {
             code,
             message: message.into(),
         }
@@ -96,58 +160,37 @@ impl GatewayError {
 
     /// A stage actor did not answer (mailbox full, timed out, or restarting).
     pub fn stage_unavailable(stage: &'static str) -> Self {
-        Self::unavailable(
-            "stage_unavailable",
+        Self::refused(
+            Code::StageUnavailable,
             format!("the {stage} stage is overloaded or restarting; retry shortly"),
         )
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            GatewayError::NotFound => StatusCode::NOT_FOUND,
-            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::Replay | GatewayError::Duplicate { .. } => StatusCode::CONFLICT,
-            GatewayError::PayloadTooLarge { .. } | GatewayError::TooLargeForStream => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            GatewayError::UnsupportedMedia { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            GatewayError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            GatewayError::RateLimited { .. } | GatewayError::AuthThrottled { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            GatewayError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.code().status()
     }
 
     /// The stable machine code of the error body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            GatewayError::BadRequest { code, .. }
-            | GatewayError::Unauthorized { code, .. }
-            | GatewayError::Forbidden { code, .. }
-            | GatewayError::UnsupportedMedia { code, .. }
-            | GatewayError::Unavailable { code, .. } => code,
-            GatewayError::NotFound => "not_found",
-            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
-            GatewayError::BodyTimeout(_) => "body_timeout",
-            GatewayError::Replay => "replay",
-            GatewayError::Duplicate { .. } => "duplicate",
-            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
-            GatewayError::TooLargeForStream => "too_large_for_stream",
-            GatewayError::Unprocessable { .. } => "validation_failed",
-            GatewayError::RateLimited { .. } => "rate_limited",
-            GatewayError::AuthThrottled { .. } => "too_many_auth_failures",
+            GatewayError::Refused { code, .. } => *code,
+            GatewayError::NotFound => Code::NotFound,
+            GatewayError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
+            GatewayError::BodyTimeout(_) => Code::BodyTimeout,
+            GatewayError::Replay => Code::Replay,
+            GatewayError::Duplicate { .. } => Code::Duplicate,
+            GatewayError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            GatewayError::TooLargeForStream => Code::TooLargeForStream,
+            GatewayError::Unprocessable { .. } => Code::ValidationFailed,
+            GatewayError::RateLimited { .. } => Code::RateLimited,
+            GatewayError::AuthThrottled { .. } => Code::TooManyAuthFailures,
         }
     }
 
     /// The HTTP answer: status, JSON body, `Retry-After` where it applies.
     pub fn to_response(&self, corr_id: &CorrId) -> HttpResponse {
         let mut body = Map::new();
-        body.insert("code".into(), json!(self.code()));
+        body.insert("code".into(), json!(self.code().as_str()));
         body.insert("message".into(), json!(self.to_string()));
         body.insert("corr_id".into(), json!(corr_id.as_str()));
         match self {
@@ -174,7 +217,7 @@ impl GatewayError {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 response.insert_header(("Retry-After", secs.max(1).to_string()));
             }
-            GatewayError::Unavailable { .. } => {
+            e if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header(("Retry-After", RETRY_AFTER_UNAVAILABLE_SEC.to_string()));
             }
             GatewayError::MethodNotAllowed { allow } => {
@@ -199,5 +242,19 @@ mod tests {
         .to_response(&corr);
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers().get("Retry-After").unwrap(), "2");
+    }
+
+    #[test]
+    fn codes_have_unique_names_and_every_503_says_when_to_retry() {
+        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
+        let corr = CorrId::from_header(Some("c-1"));
+        for code in Code::ALL {
+            let resp = GatewayError::refused(*code, "m").to_response(&corr);
+            assert_eq!(resp.status(), code.status(), "{code}");
+            if code.status() == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(resp.headers().contains_key("Retry-After"), "{code}");
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::claims::{now_ms, ClaimGuard, Claims, Expires, Refused};
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::ids::{is_token, EventId, SourceId};
 
 /// Longest `Idempotency-Key` (or payload id) accepted.
@@ -121,8 +121,8 @@ pub fn derive_key(
 ) -> Result<IdempotencyKey, GatewayError> {
     if let Some(h) = header {
         if !is_token(h, MAX_KEY_LEN) {
-            return Err(GatewayError::bad_request(
-                "invalid_idempotency_key",
+            return Err(GatewayError::refused(
+                Code::InvalidIdempotencyKey,
                 format!("Idempotency-Key must be 1-{MAX_KEY_LEN} visible ASCII characters"),
             ));
         }
@@ -184,8 +184,8 @@ impl IdempotencyStore {
             }),
             Err(Refused::Unavailable(e)) => {
                 tracing::warn!(error = %e, "idempotency store unavailable");
-                Err(GatewayError::unavailable(
-                    "store_unavailable",
+                Err(GatewayError::refused(
+                    Code::StoreUnavailable,
                     "the idempotency store is unavailable; retry shortly",
                 ))
             }

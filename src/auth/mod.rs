@@ -20,11 +20,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{CustomScheme, SourceConfig, SourceKind};
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::ids::is_token;
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
 use crate::tls::ConnectionTls;
+use actix_web::http::StatusCode;
 use failures::FailureLimiter;
 use replay::{NonceClaim, ReplayStore};
 use tracing::Instrument;
@@ -147,10 +148,9 @@ impl Handler<Traced<Authenticate>> for Authenticator {
                 return Err(GatewayError::AuthThrottled { retry_after });
             }
             let verified = verify(msg, window);
-            if let Err(GatewayError::Unauthorized { .. }) = &verified {
-                if !exempt {
-                    failures.record_failure(ip);
-                }
+            let unauthorized = |e: &GatewayError| e.status() == StatusCode::UNAUTHORIZED;
+            if !exempt && verified.as_ref().is_err_and(unauthorized) {
+                failures.record_failure(ip);
             }
             verified
         });
@@ -216,7 +216,7 @@ fn verify(
         Err(e) => {
             metrics()
                 .auth_failures
-                .with_label_values(&[source.id.as_str(), e.code()])
+                .with_label_values(&[source.id.as_str(), e.code().as_str()])
                 .inc();
             Err(e)
         }
@@ -240,13 +240,13 @@ fn check_client_cert(
         Some(subject) => {
             tracing::warn!(source = %source.id, common_name = ?subject.common_name,
                 organization = ?subject.organization, "client certificate subject does not match");
-            Err(GatewayError::unauthorized(
-                "client_certificate_mismatch",
+            Err(GatewayError::refused(
+                Code::ClientCertificateMismatch,
                 "the client certificate's subject is not the one this source requires",
             ))
         }
-        None => Err(GatewayError::unauthorized(
-            "client_certificate_required",
+        None => Err(GatewayError::refused(
+            Code::ClientCertificateRequired,
             "this source requires HTTPS with a client certificate",
         )),
     }
@@ -259,24 +259,24 @@ fn verify_custom(
     window: Duration,
 ) -> Result<Verified, GatewayError> {
     let header = creds.signature.ok_or_else(|| {
-        GatewayError::unauthorized("missing_signature", "X-Signature header is required")
+        GatewayError::refused(Code::MissingSignature, "X-Signature header is required")
     })?;
     let timestamp = creds.timestamp.ok_or_else(|| {
-        GatewayError::unauthorized("invalid_timestamp", "X-Timestamp header is required")
+        GatewayError::refused(Code::InvalidTimestamp, "X-Timestamp header is required")
     })?;
     let nonce = creds
         .nonce
         .filter(|n| is_token(n, MAX_NONCE_LEN))
         .ok_or_else(|| {
-            GatewayError::unauthorized(
-                "invalid_nonce",
+            GatewayError::refused(
+                Code::InvalidNonce,
                 format!("X-Nonce header is required: 1-{MAX_NONCE_LEN} visible ASCII characters"),
             )
         })?;
     check_timestamp(&timestamp, window, "X-Timestamp")?;
     let signature = signature::parse_header(&header).map_err(|_| {
-        GatewayError::unauthorized(
-            "invalid_signature",
+        GatewayError::refused(
+            Code::InvalidSignature,
             "X-Signature must be sha256=<64 hex digits>",
         )
     })?;
@@ -284,8 +284,8 @@ fn verify_custom(
     let key_id = signature::verify(&source.keys, &timestamp, &nonce, &body, &signature, now)
         .map_err(|e| match e {
             signature::SignatureError::Expired(id) => expired_key(source, &id),
-            _ => GatewayError::unauthorized(
-                "invalid_signature",
+            _ => GatewayError::refused(
+                Code::InvalidSignature,
                 "signature does not match X-Timestamp.X-Nonce.body for any key of this source",
             ),
         })?
@@ -299,17 +299,23 @@ fn verify_standard(
     body: Bytes,
 ) -> Result<Verified, GatewayError> {
     let header = creds.webhook_signature.ok_or_else(|| {
-        GatewayError::unauthorized("missing_signature", "webhook-signature header is required")
+        GatewayError::refused(
+            Code::MissingSignature,
+            "webhook-signature header is required",
+        )
     })?;
     let timestamp = creds.webhook_timestamp.ok_or_else(|| {
-        GatewayError::unauthorized("invalid_timestamp", "webhook-timestamp header is required")
+        GatewayError::refused(
+            Code::InvalidTimestamp,
+            "webhook-timestamp header is required",
+        )
     })?;
     let id = creds
         .webhook_id
         .filter(|n| is_token(n, MAX_NONCE_LEN))
         .ok_or_else(|| {
-            GatewayError::unauthorized(
-                "invalid_nonce",
+            GatewayError::refused(
+                Code::InvalidNonce,
                 format!(
                     "webhook-id header is required: 1-{MAX_NONCE_LEN} visible ASCII characters"
                 ),
@@ -320,8 +326,8 @@ fn verify_standard(
     let key_id = standard::verify(&source.keys, &id, &timestamp, &body, &header, now)
         .map_err(|e| match e {
             standard::StandardError::Expired(key) => expired_key(source, &key),
-            standard::StandardError::Mismatch => GatewayError::unauthorized(
-                "invalid_signature",
+            standard::StandardError::Mismatch => GatewayError::refused(
+                Code::InvalidSignature,
                 "no v1 signature in webhook-signature matches id.timestamp.body for a key of this source",
             ),
         })?
@@ -331,8 +337,8 @@ fn verify_standard(
 
 fn expired_key(source: &SourceConfig, id: &str) -> GatewayError {
     tracing::warn!(source = %source.id, key_id = %id, "signature made with an expired key");
-    GatewayError::unauthorized(
-        "key_expired",
+    GatewayError::refused(
+        Code::KeyExpired,
         format!("the key '{id}' that made this signature has expired; sign with the current key"),
     )
 }
@@ -340,8 +346,8 @@ fn expired_key(source: &SourceConfig, id: &str) -> GatewayError {
 /// A signed timestamp: Unix seconds within `window` of the gateway clock.
 fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), GatewayError> {
     let ts: i64 = value.trim().parse().map_err(|_| {
-        GatewayError::unauthorized(
-            "invalid_timestamp",
+        GatewayError::refused(
+            Code::InvalidTimestamp,
             format!("{header} must be Unix seconds"),
         )
     })?;
@@ -357,8 +363,8 @@ fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), Ga
         } else {
             ""
         };
-        return Err(GatewayError::unauthorized(
-            "stale_timestamp",
+        return Err(GatewayError::refused(
+            Code::StaleTimestamp,
             format!(
                 "{header} is more than {} s away from the gateway clock{hint}",
                 window.as_secs()
@@ -376,26 +382,26 @@ fn verify_tradingview(
 ) -> Result<Verified, GatewayError> {
     if let Some(allowed) = &source.allowed_ips {
         if !tradingview::sender_allowed(client_ip, allowed) {
-            return Err(GatewayError::Forbidden {
-                code: "sender_not_allowed",
+            return Err(GatewayError::Refused {
+                code: Code::SenderNotAllowed,
                 message: format!("sender address {client_ip} is not allowed for this source"),
             });
         }
     }
     let expected = source.token.as_ref().ok_or_else(|| {
-        GatewayError::unavailable("misconfigured", "source has no token configured")
+        GatewayError::refused(Code::Misconfigured, "source has no token configured")
     })?;
     let verified =
         tradingview::verify(body, creds.query_token.as_deref(), expected).map_err(|e| match e {
-            tradingview::TokenError::Missing => GatewayError::unauthorized(
-                "missing_token",
+            tradingview::TokenError::Missing => GatewayError::refused(
+                Code::MissingToken,
                 "a token is required: the JSON field \"passphrase\" or the query parameter token",
             ),
             tradingview::TokenError::Mismatch => {
-                GatewayError::unauthorized("invalid_token", "token does not match")
+                GatewayError::refused(Code::InvalidToken, "token does not match")
             }
-            tradingview::TokenError::Escaped => GatewayError::bad_request(
-                "escaped_token",
+            tradingview::TokenError::Escaped => GatewayError::refused(
+                Code::EscapedToken,
                 "the passphrase must be a plain JSON string without escape sequences",
             ),
         })?;

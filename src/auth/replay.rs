@@ -7,7 +7,7 @@
 //! is the [`Claims`] store given at start-up.
 
 use crate::claims::{ClaimGuard, Claims, Refused};
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::ids::SourceId;
 
 /// A nonce held by a request until its signal is stored (commit) or the
@@ -32,8 +32,8 @@ impl ReplayStore {
             Err(Refused::Taken(())) => Err(GatewayError::Replay),
             Err(Refused::Unavailable(e)) => {
                 tracing::warn!(error = %e, "replay store unavailable");
-                Err(GatewayError::unavailable(
-                    "store_unavailable",
+                Err(GatewayError::refused(
+                    Code::StoreUnavailable,
                     "the replay store is unavailable; retry shortly",
                 ))
             }

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::auth::Credentials;
 use crate::config::{Settings, SourceConfig, SourceKind};
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::ids::{CorrId, SourceId};
 use crate::publish::connection::NatsHealth;
 use crate::ratelimit::SourceBucket;
@@ -158,8 +158,8 @@ async fn serve(
             } else {
                 "source is not allowed".to_string()
             };
-            let err = GatewayError::Forbidden {
-                code: "source_not_allowed",
+            let err = GatewayError::Refused {
+                code: Code::SourceNotAllowed,
                 message,
             };
             request::hold_unfinished(&req, payload);
@@ -175,8 +175,8 @@ async fn serve(
         &state.settings.lanes,
     ) {
         shed(&source);
-        let err = GatewayError::unavailable(
-            "overloaded",
+        let err = GatewayError::refused(
+            Code::Overloaded,
             "the request waited too long to be read to be answered in time; retry shortly",
         );
         request::hold_unfinished(&req, payload);
@@ -185,8 +185,8 @@ async fn serve(
     // Under saturation lower lanes are refused before any work.
     let Some(_in_flight) = state.lanes.enter(source.priority) else {
         shed(&source);
-        let err = GatewayError::unavailable(
-            "overloaded",
+        let err = GatewayError::refused(
+            Code::Overloaded,
             "the gateway is saturated and serves higher-priority sources first; retry shortly",
         );
         request::hold_unfinished(&req, payload);
@@ -203,13 +203,7 @@ async fn serve(
     )
     .await;
     if let Err(e) = &outcome {
-        if matches!(
-            e,
-            GatewayError::Unavailable {
-                code: "buffer_full" | "overloaded",
-                ..
-            }
-        ) {
+        if e.code().is_shed() {
             shed(&source);
         }
         // The body may be unread (415, 413, 408): see `hold_unfinished`.
@@ -297,19 +291,27 @@ fn finish(
         Err(e) => {
             let validation = match e {
                 GatewayError::Unprocessable { .. } => "invalid",
-                GatewayError::BadRequest { .. }
-                | GatewayError::PayloadTooLarge { .. }
-                | GatewayError::UnsupportedMedia { .. }
-                | GatewayError::BodyTimeout(_) => "rejected",
+                GatewayError::PayloadTooLarge { .. } | GatewayError::BodyTimeout(_) => "rejected",
+                e if [StatusCode::BAD_REQUEST, StatusCode::UNSUPPORTED_MEDIA_TYPE]
+                    .contains(&e.status()) =>
+                {
+                    "rejected"
+                }
                 _ => "not_validated",
             };
             if validation != "not_validated" {
                 metrics()
                     .validation_errors
-                    .with_label_values(&[e.code()])
+                    .with_label_values(&[e.code().as_str()])
                     .inc();
             }
-            (e.to_response(corr_id), e.status(), "", validation, e.code())
+            (
+                e.to_response(corr_id),
+                e.status(),
+                "",
+                validation,
+                e.code().as_str(),
+            )
         }
     };
     let m = metrics();

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Authenticate, Authenticated, Authenticator, Credentials};
 use crate::config::{NatsSettings, NormalizedSchema, SourceConfig};
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
 use crate::ids::{CorrId, EventId};
 use crate::normalize::signal::{DeadLetter, RawEnvelope, DLQ_SCHEMA, RAW_SCHEMA};
@@ -115,8 +115,8 @@ impl Handler<Traced<Receive>> for Reception {
         let served = async move {
             let deadline = tokio::time::Instant::from_std(msg.started + msg.source.ack_wait);
             let timed_out = || {
-                GatewayError::unavailable(
-                    "publish_timeout",
+                GatewayError::refused(
+                    Code::PublishTimeout,
                     "JetStream did not acknowledge in time; retry with the same idempotency key \
                      (the signal may still be stored, and a retry will not duplicate it)",
                 )
@@ -148,8 +148,8 @@ impl Handler<Traced<Receive>> for Reception {
                     Some(reasons) => Err(GatewayError::Unprocessable { reasons, event_id }),
                 },
                 Ok(Err(Undelivered::TooLarge(_))) => Err(GatewayError::TooLargeForStream),
-                Err(_) | Ok(Err(_)) => Err(GatewayError::unavailable(
-                    "nats_unavailable",
+                Err(_) | Ok(Err(_)) => Err(GatewayError::refused(
+                    Code::NatsUnavailable,
                     "NATS JetStream is unavailable; the signal was not stored, retry later",
                 )),
             }
@@ -391,6 +391,6 @@ fn outbound<T: Serialize>(
         })
         .map_err(|e| {
             tracing::error!(error = %e, "cannot serialize a message");
-            GatewayError::unavailable("internal", "could not encode the message")
+            GatewayError::refused(Code::Internal, "could not encode the message")
         })
 }

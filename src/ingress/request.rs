@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 
 /// Most bytes reserved for a body before any of it has arrived.
 const INITIAL_BODY_CAPACITY: usize = 16 * 1024;
@@ -28,8 +28,8 @@ pub fn check_content_headers(req: &HttpRequest) -> Result<(), GatewayError> {
             .map(|v| v.trim().eq_ignore_ascii_case("identity"))
             .unwrap_or(false);
         if !identity {
-            return Err(GatewayError::UnsupportedMedia {
-                code: "unsupported_content_encoding",
+            return Err(GatewayError::Refused {
+                code: Code::UnsupportedContentEncoding,
                 message: "compressed bodies are not accepted; send the body uncompressed".into(),
             });
         }
@@ -47,8 +47,8 @@ pub fn check_content_headers(req: &HttpRequest) -> Result<(), GatewayError> {
             || essence == "text/plain"
             || (essence.starts_with("application/") && essence.ends_with("+json"));
         if !readable {
-            return Err(GatewayError::UnsupportedMedia {
-                code: "unsupported_content_type",
+            return Err(GatewayError::Refused {
+                code: Code::UnsupportedContentType,
                 message: "Content-Type must be application/json or text/plain".into(),
             });
         }
@@ -80,7 +80,7 @@ pub async fn read_body(
         let mut body = BytesMut::with_capacity(reserve);
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
-                GatewayError::bad_request("body_error", format!("could not read the body: {e}"))
+                GatewayError::refused(Code::BodyError, format!("could not read the body: {e}"))
             })?;
             if body.len() + chunk.len() > limit {
                 return Err(too_large());

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NatsSettings;
-use crate::error::GatewayError;
+use crate::error::{Code, GatewayError};
 use crate::lanes::{LaneSettings, Priority};
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::metrics;
@@ -159,8 +159,8 @@ impl Drop for Places {
 }
 
 fn buffer_full() -> GatewayError {
-    GatewayError::unavailable(
-        "buffer_full",
+    GatewayError::refused(
+        Code::BufferFull,
         "the publish buffer is full while NATS is slow or unreachable; retry shortly",
     )
 }
@@ -214,8 +214,8 @@ impl Handler<Traced<Publish>> for Publisher {
         guarded(ctx, "publisher", move || {
             let n = msg.messages.len();
             let in_flight = buffer.in_flight(n, msg.priority).ok_or_else(|| {
-                GatewayError::unavailable(
-                    "overloaded",
+                GatewayError::refused(
+                    Code::Overloaded,
                     "the gateway has as many messages in flight as it may hold; retry shortly",
                 )
             })?;
