@@ -17,7 +17,8 @@
 # Knobs: BURSTS ("500 1000 2000 3000 5000"), WINDOW seconds (1), TIMEOUT_MS
 # (3000), ROWS (the four above, as target/transport), PAUSE seconds between
 # bursts (3), KEY (ec | rsa: the server key, P-256 or RSA-2048), BUILD=0
-# (use built binaries; GATEWAY_BIN picks the gateway binary), SMOKE=1 (tiny
+# (use built binaries; GATEWAY_BIN picks the gateway binary), GATEWAY_CONFIG
+# (a TOML file the gateway reads with --config, e.g. other [lanes]), SMOKE=1 (tiny
 # bursts, under 30 s, fails unless every alert got a 2xx: for CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,8 +84,11 @@ wait_port "$min_port" "$min_pid" minimal "$tmp/minimal.log"
 
 # --- the gateway: plain HTTP and its own HTTPS listener ------------------------
 tls_port="$(free_port)"
+gateway_args=()
+[ -z "${GATEWAY_CONFIG:-}" ] || gateway_args=(-- --config "$GATEWAY_CONFIG")
 start_gateway gateway TRADINGVIEW_TOKEN="$TV_TOKEN" ALLOWED_SOURCES=tradingview \
-  TLS_ADDR="127.0.0.1:$tls_port" TLS_CERT_FILE="$tmp/leaf.pem" TLS_KEY_FILE="$tmp/leaf.key"
+  TLS_ADDR="127.0.0.1:$tls_port" TLS_CERT_FILE="$tmp/leaf.pem" TLS_KEY_FILE="$tmp/leaf.key" \
+  "${gateway_args[@]}"
 wait_port "$tls_port" "$gw_pid" "gateway (TLS)" "$tmp/gateway.log"
 
 path="/webhooks/tradingview?token=$TV_TOKEN"
@@ -123,7 +127,7 @@ mkdir -p bench/results
 cp "$results" bench/results/burst.json
 {
   python3 bench/burst_report.py "$results"
-  echo "- $nats_version (sync_interval: $NATS_SYNC), fresh store; gateway binary ${GATEWAY_BIN:-target/release/at-gateway} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
+  echo "- $nats_version (sync_interval: $NATS_SYNC), fresh store; gateway binary ${GATEWAY_BIN:-target/release/at-gateway}${GATEWAY_CONFIG:+ with --config $GATEWAY_CONFIG} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/burst.md
 

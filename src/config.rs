@@ -618,6 +618,7 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         "lanes.max_in_flight",
         raw.lanes.max_in_flight as u64,
     ));
+    problems.check(positive("lanes.max_working", raw.lanes.max_working as u64));
     let lanes = &raw.lanes;
     if !(1..=100).contains(&lanes.low_percent)
         || !(lanes.low_percent..=100).contains(&lanes.normal_percent)

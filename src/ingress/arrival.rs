@@ -87,8 +87,34 @@ pub fn too_late(
     priority: Priority,
     lanes: &crate::lanes::LaneSettings,
 ) -> bool {
+    waited > wait_budget(cap, priority, lanes)
+}
+
+/// The latest a request that arrived at `started` may get its turn: while
+/// it could still be answered within its lane's share of its cap (`cap` x
+/// `lanes.*_percent`) with twice the recent work time (`work`) to go, and
+/// never sooner than its [`wait_budget`].
+pub fn turn_deadline(
+    started: Instant,
+    cap: Duration,
+    priority: Priority,
+    lanes: &crate::lanes::LaneSettings,
+    work: Duration,
+) -> Instant {
     let share = lanes.limit(1000, priority) as u32; // per mille of the cap
-    waited > cap * share / 2000
+    let horizon = (cap * share / 1000).saturating_sub(work * 2);
+    started + horizon.max(wait_budget(cap, priority, lanes))
+}
+
+/// How long a request of `priority` may wait, before its work begins
+/// (to be read, then for its turn), out of its acknowledgement cap `cap`.
+pub fn wait_budget(
+    cap: Duration,
+    priority: Priority,
+    lanes: &crate::lanes::LaneSettings,
+) -> Duration {
+    let share = lanes.limit(1000, priority) as u32; // per mille of the cap
+    cap * share / 2000
 }
 
 #[cfg(test)]
@@ -97,9 +123,31 @@ mod tests {
     use crate::lanes::LaneSettings;
 
     #[test]
+    fn a_turn_is_waited_for_while_the_work_still_fits_in_the_lane_share() {
+        let lanes = LaneSettings {
+            max_in_flight: 10,
+            max_working: 10,
+            low_percent: 50,
+            normal_percent: 80,
+        };
+        let (t0, cap, ms) = (
+            Instant::now(),
+            Duration::from_millis(2500),
+            Duration::from_millis,
+        );
+        // Normal lane: 80 % of 2.5 s, less twice 300 ms of work.
+        let deadline = turn_deadline(t0, cap, Priority::Normal, &lanes, ms(300));
+        assert_eq!(deadline - t0, ms(1400));
+        // Slow work: never sooner than the waiting budget (1 s).
+        let deadline = turn_deadline(t0, cap, Priority::Normal, &lanes, ms(2000));
+        assert_eq!(deadline - t0, ms(1000));
+    }
+
+    #[test]
     fn lower_lanes_are_shed_sooner() {
         let lanes = LaneSettings {
             max_in_flight: 10,
+            max_working: 10,
             low_percent: 50,
             normal_percent: 80,
         };

@@ -257,9 +257,28 @@ async fn receive(
         body,
         started,
     };
+    // Worked on in arrival order, a bounded number at once: the ones that
+    // would only make everyone late wait, and are shed at their lane's
+    // budget, early enough for the sender to retry.
+    let until = arrival::turn_deadline(
+        started,
+        source.ack_wait,
+        source.priority,
+        &state.settings.lanes,
+        state.lanes.work_estimate(),
+    );
+    let Some(_turn) = state.lanes.turn(until).await else {
+        return Err(GatewayError::refused(
+            Code::Overloaded,
+            "the gateway is working on as many signals as it can answer in time; retry shortly",
+        ));
+    };
+    let began = Instant::now();
     // Reception enforces the source's acknowledgement cap, counted from
     // `started`, around everything it does: the request's one deadline.
-    crate::stage::call(&state.reception, msg, "reception").await
+    let answer = crate::stage::call(&state.reception, msg, "reception").await;
+    state.lanes.record_work(began.elapsed());
+    answer
 }
 
 /// Answers, counts and logs one webhook.

@@ -238,3 +238,46 @@ async fn only_a_connections_first_request_counts_from_its_accept() {
     }
     assert_eq!(app.messages_on("signals.normalized").await.len(), 2);
 }
+
+#[actix_rt::test]
+async fn beyond_the_working_limit_a_request_waits_its_turn_while_it_could_still_be_answered() {
+    // One request worked on at a time. The memory stores let the first
+    // reach the publisher, where it holds its turn while NATS is paused
+    // (at least its 1 s ack timeout).
+    let mut opts = options("[lanes]\nmax_working = 1\n");
+    opts.config = opts.config.replace(
+        "priority = \"low\"",
+        "priority = \"low\"\nack_wait_ms = 1000",
+    );
+    opts.env.push(("STORE_BACKEND", "memory".into()));
+    let app = spawn_app(opts).await;
+    app.nats.pause();
+    let app = &app;
+    let holder = async {
+        let resp = app.send_signed("alpha", &sign(&body("HOLD", 1))).await;
+        resp.status().as_u16()
+    };
+    let waiter = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Low lane, 1 s cap: it may wait for its turn while it could still
+        // be answered within 50 % of it, 0.5 s (no work measured yet).
+        json_body(app.send_signed("beta", &sign(&body("WAIT", 1))).await).await
+    };
+    let (held, (status, err)) = futures_util::join!(holder, waiter);
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (503, Some("overloaded")),
+        "{err}"
+    );
+    assert!([202, 503].contains(&held), "the holder: {held}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"gateway_requests_shed_total{priority="low",source="beta"} 1"#),
+        "{metrics}"
+    );
+    // The turn comes back: with NATS storing again the next one is served.
+    app.nats.resume();
+    app.wait_ready(true).await;
+    let resp = app.send_signed("beta", &sign(&body("AFTER", 1))).await;
+    assert_eq!(resp.status(), 202);
+}
