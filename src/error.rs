@@ -233,9 +233,31 @@ impl GatewayError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_error_has_a_json_body_with_code_message_and_corr_id() {
+    /// The body `to_response` renders, as JSON.
+    async fn body_of(resp: HttpResponse) -> Value {
+        let bytes = actix_web::body::to_bytes(resp.into_body()).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn every_error_has_a_json_body_with_code_message_and_corr_id() {
         let corr = CorrId::from_header(Some("c-1"));
+        let mut errors: Vec<GatewayError> = Code::ALL
+            .iter()
+            .map(|c| GatewayError::refused(*c, "why"))
+            .collect();
+        errors.push(GatewayError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        });
+        for e in errors {
+            let (code, message) = (e.code(), e.to_string());
+            let resp = e.to_response(&corr);
+            assert_eq!(resp.headers().get("X-Correlation-Id").unwrap(), "c-1");
+            let body = body_of(resp).await;
+            assert_eq!(body["code"], code.as_str(), "{body}");
+            assert_eq!(body["message"], message.as_str(), "{body}");
+            assert_eq!(body["corr_id"], "c-1", "{body}");
+        }
         let resp = GatewayError::RateLimited {
             retry_after: Duration::from_millis(1500),
         }

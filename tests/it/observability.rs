@@ -64,12 +64,20 @@ async fn metrics_logs_and_errors_carry_what_ops_need_and_no_secret() {
     assert_eq!(s, 401);
     keep(b);
     let forged = sign_with("forged-secret-0123456789", now_secs(), "n", ok);
-    keep(json_body(app.send_signed("alpha", &forged).await).await.1);
-    keep(
-        json_body(app.send_signed("nobody", &sign(ok)).await)
-            .await
-            .1,
+    let (s, b) = json_body(app.send_signed("alpha", &forged).await).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (401, Some("invalid_signature")),
+        "{b}"
     );
+    keep(b);
+    let (s, b) = json_body(app.send_signed("nobody", &sign(ok)).await).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (403, Some("source_not_allowed")),
+        "{b}"
+    );
+    keep(b);
     app.nats.kill();
     let (s, b) = json_body(app.post_custom(r#"{"symbol":"X","action":"buy"}"#).await).await;
     assert_eq!(s, 503);
