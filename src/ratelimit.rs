@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Bucket};
 
 use crate::auth::Authenticated;
@@ -52,7 +52,7 @@ impl SourceBucket {
         self.limiter
             .check()
             .map_err(|not_until| GatewayError::RateLimited {
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
             })
     }
 }

@@ -101,9 +101,14 @@ pub fn turn_deadline(
     lanes: &crate::lanes::LaneSettings,
     work: Duration,
 ) -> Instant {
-    let share = lanes.limit(1000, priority) as u32; // per mille of the cap
-    let horizon = (cap * share / 1000).saturating_sub(work * 2);
+    let horizon = lane_share(cap, priority, lanes).saturating_sub(work * 2);
     started + horizon.max(wait_budget(cap, priority, lanes))
+}
+
+/// A lane's share (`lanes.*_percent`) of the acknowledgement cap `cap`.
+fn lane_share(cap: Duration, priority: Priority, lanes: &crate::lanes::LaneSettings) -> Duration {
+    let share = lanes.limit(1000, priority) as u32; // per mille of the cap
+    cap * share / 1000
 }
 
 /// How long a request of `priority` may wait, before its work begins
@@ -113,8 +118,7 @@ pub fn wait_budget(
     priority: Priority,
     lanes: &crate::lanes::LaneSettings,
 ) -> Duration {
-    let share = lanes.limit(1000, priority) as u32; // per mille of the cap
-    cap * share / 2000
+    lane_share(cap, priority, lanes) / 2
 }
 
 #[cfg(test)]

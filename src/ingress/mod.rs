@@ -197,7 +197,8 @@ async fn serve(
         &req,
         &mut payload,
         &state,
-        (&source, bucket),
+        &source,
+        bucket,
         &corr_id,
         started,
     )
@@ -224,7 +225,8 @@ async fn receive(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &WorkerState,
-    (source, bucket): (&Arc<SourceConfig>, Arc<SourceBucket>),
+    source: &Arc<SourceConfig>,
+    bucket: Arc<SourceBucket>,
     corr_id: &CorrId,
     started: Instant,
 ) -> Result<reception::Accepted, GatewayError> {
@@ -258,8 +260,8 @@ async fn receive(
         started,
     };
     // Worked on in arrival order, a bounded number at once: the ones that
-    // would only make everyone late wait, and are shed at their lane's
-    // budget, early enough for the sender to retry.
+    // would only make everyone late wait, and are shed once they could no
+    // longer be answered in time, early enough for the sender to retry.
     let until = arrival::turn_deadline(
         started,
         source.ack_wait,
