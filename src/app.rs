@@ -48,6 +48,8 @@ enum SharedStores {
         replay_done: Arc<moka::sync::Cache<String, ()>>,
         idempotency_done: Arc<moka::sync::Cache<String, Record>>,
     },
+    /// Claims written in each signal's atomic batch: nothing to share.
+    Stream,
 }
 
 /// A claim on a bucket is held at most for the message window; the margin
@@ -78,8 +80,7 @@ impl Shared {
         self.health.register(client.clone());
         let js = connection::jetstream(client, &s.nats);
         let (replay, idempotency) = self.claims_for(&js);
-
-        let replay = Arc::new(ReplayStore::new(replay));
+        let replay = Arc::new(replay);
         let auth_failures = self.auth_failures.clone();
         let window = s.replay_window;
         let nats = s.nats.clone();
@@ -93,12 +94,8 @@ impl Shared {
             normalizer: Supervisor::start(|_| Normalizer),
             publisher: Supervisor::start(move |_| Publisher::new(nats, js, buffer, health)),
         };
-        let reception = Reception::new(
-            stages,
-            Arc::new(IdempotencyStore::new(idempotency)),
-            Arc::new(s.nats.clone()),
-        )
-        .start();
+        let reception =
+            Reception::new(stages, Arc::new(idempotency), Arc::new(s.nats.clone())).start();
         WorkerState {
             settings: self.settings.clone(),
             sources: self.sources.clone(),
@@ -109,15 +106,21 @@ impl Shared {
     }
 
     /// This worker's view of the claim stores.
-    fn claims_for(&self, js: &async_nats::jetstream::Context) -> (Claims<()>, Claims<Record>) {
+    fn claims_for(&self, js: &async_nats::jetstream::Context) -> (ReplayStore, IdempotencyStore) {
         let s = &self.settings;
-        match &self.stores {
+        let (replay, idempotency) = match &self.stores {
+            SharedStores::Stream => {
+                return (
+                    ReplayStore::InBatch(nonce_ttl(s)),
+                    IdempotencyStore::InBatch(s.idempotency_ttl),
+                )
+            }
             SharedStores::Memory {
                 replay,
                 idempotency,
             } => (
-                Claims::new(replay.clone()),
-                Claims::new(idempotency.clone()),
+                Claims::new(replay.clone() as Arc<dyn ClaimStore<()>>),
+                Claims::new(idempotency.clone() as Arc<dyn ClaimStore<Record>>),
             ),
             SharedStores::Jetstream {
                 replay_done,
@@ -138,7 +141,8 @@ impl Shared {
                 );
                 (Claims::new(replay), Claims::new(idempotency))
             }
-        }
+        };
+        (ReplayStore::new(replay), IdempotencyStore::new(idempotency))
     }
 }
 
@@ -172,13 +176,25 @@ fn shared_stores(settings: &Settings) -> SharedStores {
                 st.idempotency_capacity.min(DONE_CACHE_CAPACITY),
             ),
         },
+        StoreBackend::Stream => SharedStores::Stream,
+    }
+}
+
+/// What the monitor creates and checks besides the stream: the buckets of
+/// the jetstream backend, or the stream backend's claims in the stream.
+fn needs(settings: &Settings) -> connection::Needs {
+    let claims_ttl = (settings.stores.backend == StoreBackend::Stream)
+        .then(|| settings.idempotency_ttl.max(nonce_ttl(settings)));
+    connection::Needs {
+        buckets: bucket_specs(settings),
+        claims_ttl,
     }
 }
 
 /// The buckets the monitor creates and checks (none for the memory backend).
 fn bucket_specs(settings: &Settings) -> Vec<BucketSpec> {
     match settings.stores.backend {
-        StoreBackend::Memory => Vec::new(),
+        StoreBackend::Memory | StoreBackend::Stream => Vec::new(),
         StoreBackend::Jetstream => vec![
             BucketSpec {
                 name: settings.stores.replay_bucket.clone(),
@@ -257,7 +273,7 @@ impl Application {
             control,
             settings.nats.clone(),
             settings.http.max_body_bytes,
-            bucket_specs(&settings),
+            needs(&settings),
             unsuitable_tx,
         ));
 

@@ -326,6 +326,11 @@ pub struct MappingSettings {
 pub enum StoreBackend {
     /// JetStream key-value buckets: shared by every replica, survive restarts.
     Jetstream,
+    /// Claims are messages of the signals' stream, written in the signal's
+    /// own atomic batch (nats-server 2.12+; `claims/batch.rs`): shared and
+    /// durable like the buckets, one round trip per signal. For replicated
+    /// streams; on one file-backed node the buckets are faster (BENCHMARKS.md).
+    Stream,
     /// This process's memory: lost on restart, not shared.
     Memory,
 }

@@ -26,7 +26,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::claims::{now_ms, ClaimGuard, Claims, Expires, Refused};
+use crate::claims::batch::BatchClaim;
+use crate::claims::{now_ms, Claim, Claims, Expires, Refused};
 use crate::error::{Code, GatewayError};
 use crate::ids::{is_token, EventId, SourceId};
 
@@ -65,7 +66,7 @@ impl Record {
 }
 
 /// A key held by a request until its signal is stored.
-pub type KeyClaim = ClaimGuard<Record>;
+pub type KeyClaim = Claim<Record>;
 
 /// Where an idempotency key came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,30 +155,43 @@ pub fn derive_key(
 }
 
 /// The store of idempotency keys.
-pub struct IdempotencyStore {
-    claims: Claims<Record>,
+pub enum IdempotencyStore {
+    /// Claimed in a store before the signal is published.
+    Claims(Claims<Record>),
+    /// Claimed in the signal's batch (`claims/batch.rs`); a sender-chosen
+    /// key counts for this long (the idempotency TTL).
+    InBatch(Duration),
 }
 
 impl IdempotencyStore {
     pub fn new(claims: Claims<Record>) -> Self {
-        IdempotencyStore { claims }
+        IdempotencyStore::Claims(claims)
     }
 
     /// Claims `key` for a signal with `event_id`, or answers 409
     /// `duplicate` with the original event id. When the claim is taken over
-    /// from a gateway that crashed while publishing, [`ClaimGuard::resumed`]
+    /// from a gateway that crashed while publishing, [`Claim::resumed`]
     /// holds that gateway's record: the signal must go on under its event id.
-    ///
-    /// [`ClaimGuard::resumed`]: crate::claims::ClaimGuard::resumed
+    /// In batch mode the claim is only named here; the batch decides.
     pub async fn claim(
         &self,
+        source: &SourceId,
         key: &IdempotencyKey,
         body_hash: &[u8; 32],
         event_id: EventId,
     ) -> Result<KeyClaim, GatewayError> {
+        let claims = match self {
+            IdempotencyStore::Claims(claims) => claims,
+            IdempotencyStore::InBatch(ttl) => {
+                return Ok(match key.horizon.unwrap_or(*ttl) {
+                    counts if counts.is_zero() => Claim::Nothing,
+                    counts => Claim::InBatch(BatchClaim::new("key", source, &key.value, counts)),
+                })
+            }
+        };
         let intent = Record::new(event_id, *body_hash, key);
-        match self.claims.claim_intending(&key.value, Some(&intent)).await {
-            Ok(guard) => Ok(guard),
+        match claims.claim_intending(&key.value, Some(&intent)).await {
+            Ok(guard) => Ok(Claim::Held(guard)),
             Err(Refused::Taken(rec)) => Err(GatewayError::Duplicate {
                 event_id: rec.event_id,
                 payload_mismatch: rec.body_hash != *body_hash,

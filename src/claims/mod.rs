@@ -14,7 +14,12 @@
 //!
 //! [`Claims`] is the front end every caller uses: it runs the claim loop
 //! and hands out a [`ClaimGuard`] that commits or, when dropped, releases.
+//!
+//! With `stores.backend = "stream"` there is no store to hold a claim in:
+//! it is a message of the signal's own atomic batch ([`batch`]), stored
+//! with the signal or not at all. [`Claim`] is what a request holds either way.
 
+pub mod batch;
 pub mod jetstream;
 pub mod memory;
 
@@ -161,6 +166,47 @@ impl<V: Send + Sync + 'static> Claims<V> {
                 token: Some(token),
                 resumed,
             });
+        }
+    }
+}
+
+/// What a request holds for one key until its signal is stored.
+pub enum Claim<V: Send + 'static> {
+    /// Held in a [`ClaimStore`]: committed once the signal is stored,
+    /// released when dropped before.
+    Held(ClaimGuard<V>),
+    /// Held nowhere yet: written in the signal's atomic batch.
+    InBatch(batch::BatchClaim),
+    /// Nothing to hold (a body-hash key whose source counts identical
+    /// bodies as one signal for 0 s).
+    Nothing,
+}
+
+impl<V: Send + 'static> Claim<V> {
+    /// See [`ClaimGuard::resumed`]; a batch claim never resumes anything.
+    pub fn resumed(&self) -> Option<&V> {
+        match self {
+            Claim::Held(guard) => guard.resumed(),
+            _ => None,
+        }
+    }
+
+    /// The claim to write in the signal's batch, if that is where it goes.
+    pub fn in_batch(&self) -> Option<&batch::BatchClaim> {
+        match self {
+            Claim::InBatch(claim) => Some(claim),
+            _ => None,
+        }
+    }
+
+    /// Marks a held claim done (see [`ClaimGuard::commit`]); a batch claim
+    /// was stored with the signal, so there is nothing left to do.
+    pub async fn commit(self, value: V)
+    where
+        V: Clone,
+    {
+        if let Claim::Held(guard) = self {
+            guard.commit(value).await;
         }
     }
 }

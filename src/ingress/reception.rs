@@ -22,6 +22,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::auth::{Authenticate, Authenticated, Authenticator, Credentials};
+use crate::claims::batch::BatchClaim;
 use crate::config::{NatsSettings, NormalizedSchema, SourceConfig};
 use crate::error::{Code, GatewayError};
 use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
@@ -131,6 +132,9 @@ impl Handler<Traced<Receive>> for Reception {
                 Ok::<_, GatewayError>((prepared, delivered))
             });
             let (prepared, delivered) = answered.await.map_err(|_| timed_out())??;
+            if let Ok(Err(Undelivered::Claimed { index, stored })) = &delivered {
+                return Err(prepared.claimed(*index, stored));
+            }
             let Prepared {
                 event_id,
                 instrument,
@@ -167,6 +171,9 @@ struct Prepared {
     key_id: Option<String>,
     /// Reasons it did not normalize (raw and DLQ were published instead).
     rejected: Option<Vec<String>>,
+    /// What each claim in the batch stands for, in batch order.
+    claim_roles: Vec<ClaimRole>,
+    body_hash: [u8; 32],
 }
 
 async fn prepare(
@@ -223,7 +230,9 @@ async fn prepare(
         source.content_dedupe,
     )?;
     let fresh_event_id = EventId::generate();
-    let key_claim = idempotency.claim(&key, &body_hash, fresh_event_id).await?;
+    let key_claim = idempotency
+        .claim(&source.id, &key, &body_hash, fresh_event_id)
+        .await?;
     // A claim taken over from a gateway that crashed mid-publish continues
     // with its event id: its messages may already be in the stream, where
     // JetStream drops our copies as duplicates, so the answer must name the
@@ -297,14 +306,42 @@ async fn prepare(
         }
     };
 
+    // With the stream backend the claims are messages of the same batch.
+    let nonce = auth.nonce.take();
+    let record = Record::new(event_id, body_hash, &key);
+    let in_batch: Vec<(ClaimRole, &BatchClaim)> = [
+        nonce
+            .as_ref()
+            .and_then(|n| n.in_batch())
+            .map(|c| (ClaimRole::Nonce, c)),
+        key_claim.in_batch().map(|c| (ClaimRole::Key, c)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let claim_roles = in_batch.iter().map(|(role, _)| *role).collect();
+    let claims = in_batch.len();
+    let messages = if in_batch.is_empty() {
+        messages
+    } else {
+        let stored = Bytes::from(serde_json::to_vec(&record).map_err(|e| {
+            tracing::error!(error = %e, "cannot serialize a claim record");
+            GatewayError::refused(Code::Internal, "could not encode the message")
+        })?);
+        in_batch
+            .iter()
+            .map(|(_, claim)| claim.message(stored.clone()))
+            .chain(messages)
+            .collect()
+    };
     let publish = Publish {
         messages,
+        claims,
         priority: source.priority,
     };
     let ticket = stage::call(&stages.publisher, publish, "publisher").await?;
 
     // The claims now follow the delivery, not this request.
-    let nonce = auth.nonce.take();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let settled = async move {
         let outcome = ticket
@@ -319,10 +356,7 @@ async fn prepare(
                     nonce.commit(()).await;
                 }
             };
-            futures_util::join!(
-                key_claim.commit(Record::new(event_id, body_hash, &key)),
-                nonce_done
-            );
+            futures_util::join!(key_claim.commit(record), nonce_done);
         } else {
             tracing::warn!(event_id = %event_id, "signal not stored within its window; nonce and key released");
         }
@@ -335,7 +369,38 @@ async fn prepare(
         instrument,
         key_id: auth.key_id.clone(),
         rejected,
+        claim_roles,
+        body_hash,
     })
+}
+
+/// What a claim written in a signal's batch stands for.
+#[derive(Clone, Copy)]
+enum ClaimRole {
+    Nonce,
+    Key,
+}
+
+impl Prepared {
+    /// The answer to a batch refused because its claim `index` is held by
+    /// another request, whose claim record is `stored`.
+    fn claimed(&self, index: usize, stored: &[u8]) -> GatewayError {
+        let record = serde_json::from_slice::<Record>(stored);
+        match (self.claim_roles.get(index), record) {
+            (Some(ClaimRole::Nonce), _) => GatewayError::Replay,
+            (Some(ClaimRole::Key), Ok(record)) => GatewayError::Duplicate {
+                event_id: record.event_id,
+                payload_mismatch: record.body_hash != self.body_hash,
+            },
+            _ => {
+                tracing::error!(
+                    index,
+                    "a claim subject holds a message that is not a claim record"
+                );
+                GatewayError::refused(Code::Internal, "a claim could not be read")
+            }
+        }
+    }
 }
 
 /// `body`: as the normalizer left it, credentials redacted.

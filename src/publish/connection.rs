@@ -99,14 +99,33 @@ pub fn jetstream(client: Client, settings: &NatsSettings) -> jetstream::Context 
         .build(client)
 }
 
+/// What the configuration needs of JetStream besides the signals' stream.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    /// Key-value buckets to create and check (jetstream claim backend).
+    pub buckets: Vec<BucketSpec>,
+    /// Stream claim backend: claims are messages of the stream, in atomic
+    /// batches, the longest-lived counting this long (`claims/batch.rs`).
+    pub claims_ttl: Option<Duration>,
+}
+
+/// The oldest nats-server with atomic batch publish (ADR-50).
+pub const MIN_BATCH_SERVER_VERSION: (u64, u64, u64) = (2, 12, 0);
+
 /// The stream the gateway creates when it is missing.
-fn stream_config(settings: &NatsSettings) -> stream::Config {
+fn stream_config(settings: &NatsSettings, needs: &Needs) -> stream::Config {
+    let mut subjects = vec!["signals.>".to_string()];
+    if needs.claims_ttl.is_some() {
+        subjects.push(crate::claims::batch::SUBJECTS.into());
+    }
     stream::Config {
         name: settings.stream.clone(),
-        subjects: vec!["signals.>".into()],
+        subjects,
         storage: stream::StorageType::File,
         num_replicas: settings.stream_replicas,
         duplicate_window: Duration::from_secs(settings.duplicate_window_sec),
+        allow_atomic_publish: needs.claims_ttl.is_some(),
+        allow_message_ttl: needs.claims_ttl.is_some(),
         ..Default::default()
     }
 }
@@ -241,16 +260,16 @@ pub async fn monitor(
     client: Client,
     settings: NatsSettings,
     max_body_bytes: usize,
-    buckets: Vec<BucketSpec>,
+    needs: Needs,
     unsuitable: tokio::sync::oneshot::Sender<String>,
 ) {
     let js = jetstream(client.clone(), &settings);
     let period = Duration::from_millis(settings.probe_interval_ms.max(50));
     loop {
         let probe = async {
-            check_server(&client, &settings)?;
-            ensure_stream(&js, &settings).await?;
-            for bucket in &buckets {
+            check_server(&client, &settings, &needs)?;
+            ensure_stream(&js, &settings, &needs).await?;
+            for bucket in &needs.buckets {
                 ensure_bucket(&js, bucket)
                     .await
                     .map_err(Probe::Unavailable)?;
@@ -330,13 +349,23 @@ pub fn parse_server_version(version: &str) -> Option<(u64, u64, u64)> {
 /// Refuses a server whose version is older than [`MIN_SERVER_VERSION`] or
 /// cannot be read. `url` only names the server in the message.
 pub fn check_server_version(version: &str, url: &str) -> Result<(), String> {
-    let (a, b, c) = MIN_SERVER_VERSION;
+    check_server_version_for(version, url, MIN_SERVER_VERSION, "")
+}
+
+/// [`check_server_version`] against `min`; `why` says what needs it.
+fn check_server_version_for(
+    version: &str,
+    url: &str,
+    min: (u64, u64, u64),
+    why: &str,
+) -> Result<(), String> {
+    let (a, b, c) = min;
     let upgrade = format!(
-        "the gateway needs nats-server {a}.{b}.{c} or newer (the project runs 2.15; \
+        "the gateway needs nats-server {a}.{b}.{c} or newer{why} (the project runs 2.15; \
          scripts/ensure-nats.sh installs it): upgrade the server at {url}"
     );
     match parse_server_version(version) {
-        Some(v) if v >= MIN_SERVER_VERSION => Ok(()),
+        Some(v) if v >= min => Ok(()),
         Some(_) => Err(format!("nats-server {version} is too old: {upgrade}")),
         None => Err(format!(
             "nats-server reports version '{version}', which is not a version: {upgrade}"
@@ -347,12 +376,23 @@ pub fn check_server_version(version: &str, url: &str) -> Result<(), String> {
 /// The version check against the server the client is connected to (every
 /// probe: a reconnect may reach another server). Before the first
 /// connection the client knows no version yet: that is an outage.
-fn check_server(client: &Client, settings: &NatsSettings) -> Result<(), Probe> {
+fn check_server(client: &Client, settings: &NatsSettings, needs: &Needs) -> Result<(), Probe> {
     if client.connection_state() != async_nats::connection::State::Connected {
         return Err(Probe::Unavailable("NATS not connected".into()));
     }
     let version = client.server_info().version;
-    check_server_version(&version, &redact_url(&settings.url)).map_err(Probe::Unsuitable)
+    let url = redact_url(&settings.url);
+    check_server_version(&version, &url).map_err(Probe::Unsuitable)?;
+    if needs.claims_ttl.is_some() {
+        check_server_version_for(
+            &version,
+            &url,
+            MIN_BATCH_SERVER_VERSION,
+            " for stores.backend = \"stream\" (atomic batch publish)",
+        )
+        .map_err(Probe::Unsuitable)?;
+    }
+    Ok(())
 }
 
 /// `nats://user:pass@host` → `nats://***@host`, for messages.
@@ -386,24 +426,34 @@ fn warn_on_small_max_payload(client: &Client, max_body_bytes: usize) {
 
 /// Creates the stream if it is missing and checks it if it is there
 /// ([`check_stream`]).
-pub async fn ensure_stream(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), Probe> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    needs: &Needs,
+) -> Result<(), Probe> {
     let unavailable = |e: String| Probe::Unavailable(format!("stream {}: {e}", settings.stream));
     let mut stream = js
-        .get_or_create_stream(stream_config(settings))
+        .get_or_create_stream(stream_config(settings, needs))
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let info = stream
         .info()
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    check_stream(&info.config, settings).map_err(Probe::Unsuitable)
+    check_stream(&info.config, settings, needs).map_err(Probe::Unsuitable)
 }
 
 /// The stream's settings must not contradict the configuration: it covers
 /// our subjects, keeps at least `stream_replicas` copies on file storage,
-/// and de-duplicates over at least the message window. The message names
-/// the stream, the setting, and both values.
-pub fn check_stream(config: &stream::Config, settings: &NatsSettings) -> Result<(), String> {
+/// and de-duplicates over at least the message window; for claims in the
+/// stream it also takes atomic batches and per-message TTLs, covers the
+/// claim subjects, and keeps messages at least as long as a claim counts.
+/// The message names the stream, the setting, and both values.
+pub fn check_stream(
+    config: &stream::Config,
+    settings: &NatsSettings,
+    needs: &Needs,
+) -> Result<(), String> {
     let name = &settings.stream;
     let fix = "fix the stream's settings (nats stream edit) or the gateway's configuration";
     for subject in [
@@ -438,6 +488,32 @@ pub fn check_stream(config: &stream::Config, settings: &NatsSettings) -> Result<
              a retried publish could be stored twice; {fix}",
             config.duplicate_window, settings.message_window_sec
         ));
+    }
+    if let Some(ttl) = needs.claims_ttl {
+        let claim_subject = format!("{}.key.x.y", crate::claims::batch::PREFIX);
+        let covers_claims = config
+            .subjects
+            .iter()
+            .any(|p| subject_matches(p, &claim_subject));
+        if !config.allow_atomic_publish || !config.allow_message_ttl || !covers_claims {
+            return Err(format!(
+                "stream {name} does not take the claims of stores.backend = \"stream\", \
+                 which writes them in atomic batches with per-message TTLs on {}: it needs \
+                 allow_atomic (now {}), allow_msg_ttl (now {}) and that subject (its subjects: \
+                 {:?}); {fix}",
+                crate::claims::batch::SUBJECTS,
+                config.allow_atomic_publish,
+                config.allow_message_ttl,
+                config.subjects
+            ));
+        }
+        if !config.max_age.is_zero() && config.max_age < ttl {
+            return Err(format!(
+                "stream {name} keeps messages for {:?}, less than a claim counts ({ttl:?}); \
+                 a repeat after that would be stored again; {fix}",
+                config.max_age
+            ));
+        }
     }
     Ok(())
 }
@@ -521,16 +597,21 @@ mod tests {
     #[test]
     fn the_stream_we_create_passes_our_own_check() {
         let settings = settings();
-        assert_eq!(check_stream(&stream_config(&settings), &settings), Ok(()));
+        let none = Needs::default();
+        assert_eq!(
+            check_stream(&stream_config(&settings, &none), &settings, &none),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_stream_that_contradicts_the_configuration_is_refused() {
         let settings = settings();
+        let none = Needs::default();
         let check = |edit: &dyn Fn(&mut stream::Config)| {
-            let mut config = stream_config(&settings);
+            let mut config = stream_config(&settings, &none);
             edit(&mut config);
-            check_stream(&config, &settings).unwrap_err()
+            check_stream(&config, &settings, &none).unwrap_err()
         };
         let err = check(&|c| c.subjects = vec!["orders.>".into()]);
         assert!(err.contains("does not cover subject signals.raw"), "{err}");
@@ -543,18 +624,51 @@ mod tests {
         assert!(err.contains("de-duplicates over 1s"), "{err}");
         let mut r3 = settings.clone();
         r3.stream_replicas = 3;
-        let err = check_stream(&stream_config(&settings), &r3).unwrap_err();
+        let err = check_stream(&stream_config(&settings, &none), &r3, &none).unwrap_err();
         assert!(
             err.contains("keeps 1 replica(s), fewer than nats.stream_replicas = 3"),
             "{err}"
         );
-        let mut more = stream_config(&settings);
+        let mut more = stream_config(&settings, &none);
         more.num_replicas = 3;
         assert_eq!(
-            check_stream(&more, &settings),
+            check_stream(&more, &settings, &none),
             Ok(()),
             "more replicas are fine"
         );
+    }
+
+    #[test]
+    fn claims_in_the_stream_need_batches_ttls_their_subjects_and_a_long_enough_max_age() {
+        let settings = settings();
+        let day = Duration::from_secs(86_400);
+        let needs = Needs {
+            buckets: Vec::new(),
+            claims_ttl: Some(day),
+        };
+        let ours = stream_config(&settings, &needs);
+        assert_eq!(check_stream(&ours, &settings, &needs), Ok(()));
+        let check = |edit: &dyn Fn(&mut stream::Config)| {
+            let mut config = ours.clone();
+            edit(&mut config);
+            check_stream(&config, &settings, &needs).unwrap_err()
+        };
+        let err = check(&|c| c.allow_atomic_publish = false);
+        assert!(err.contains("allow_atomic (now false)"), "{err}");
+        let err = check(&|c| c.allow_message_ttl = false);
+        assert!(err.contains("allow_msg_ttl (now false)"), "{err}");
+        let err = check(&|c| c.subjects = vec!["signals.>".into()]);
+        assert!(
+            err.contains("on at-gateway.claims.>") && err.contains(r#"subjects: ["signals.>"]"#),
+            "{err}"
+        );
+        let err = check(&|c| c.max_age = Duration::from_secs(3600));
+        assert!(err.contains("less than a claim counts"), "{err}");
+        let mut longer = ours.clone();
+        longer.max_age = day * 7;
+        assert_eq!(check_stream(&longer, &settings, &needs), Ok(()));
+        let old = check_server_version_for("2.11.9", "nats://h:4222", MIN_BATCH_SERVER_VERSION, "");
+        assert!(old.unwrap_err().contains("2.12.0 or newer"));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! answers 503 when that passes; its messages may still land inside their
 //! window, which the idempotency key makes harmless for the retry.
 
+mod batch;
 pub mod connection;
 pub mod envelope;
 
@@ -32,7 +33,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::jetstream::{
+    self,
+    context::{PublishError, PublishErrorKind},
+    message::PublishMessage,
+};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -65,6 +70,9 @@ pub struct Outbound {
 #[rtype(result = "Result<PublishTicket, GatewayError>")]
 pub struct Publish {
     pub messages: Vec<Outbound>,
+    /// The first `claims` messages are claims (`claims/batch.rs`): when
+    /// there are any, every message goes in one atomic batch.
+    pub claims: usize,
     /// The source's lane: how much of the buffer it may fill.
     pub priority: Priority,
 }
@@ -80,6 +88,9 @@ pub enum Undelivered {
     WindowExpired(String),
     /// A message is larger than the server's `max_payload`; retrying cannot help.
     TooLarge(String),
+    /// Claim `index` of the batch is held by another request, whose claim
+    /// message is `stored`; nothing of this batch was stored.
+    Claimed { index: usize, stored: Bytes },
 }
 
 /// A bounded pool of message places, shared by every worker and split by
@@ -207,6 +218,7 @@ impl Handler<Traced<Publish>> for Publisher {
         let Traced(msg, span) = msg;
         let _in = span.entered();
         let js = self.js.clone();
+        let stream = self.settings.stream.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
         let window = Duration::from_secs(self.settings.message_window_sec);
@@ -231,6 +243,7 @@ impl Handler<Traced<Publish>> for Publisher {
             let deadline = Instant::now() + window;
             let delivery = Delivery {
                 js,
+                stream,
                 buffer,
                 health,
                 priority: msg.priority,
@@ -239,7 +252,7 @@ impl Handler<Traced<Publish>> for Publisher {
                 waiting,
             };
             let delivered = async move {
-                let outcome = deliver(delivery, &msg.messages).await;
+                let outcome = deliver(delivery, &msg.messages, msg.claims).await;
                 drop(in_flight);
                 let _ = tx.send(outcome);
             };
@@ -256,6 +269,8 @@ fn connected(js: &jetstream::Context) -> bool {
 /// One request's messages on their way to JetStream.
 struct Delivery {
     js: jetstream::Context,
+    /// The stream, where a refused batch's claims are looked up.
+    stream: String,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
     priority: Priority,
@@ -283,105 +298,38 @@ impl Delivery {
 /// Publishes `messages` in order until each is acknowledged or `deadline`
 /// passes. Re-publishing is safe: each message keeps its `Nats-Msg-Id`.
 /// Before waiting for NATS (connection down, or a retry after a failure)
-/// the messages take waiting places (see the module's head).
-async fn deliver(mut delivery: Delivery, messages: &[Outbound]) -> Result<(), Undelivered> {
-    let (js, health) = (delivery.js.clone(), delivery.health.clone());
-    let (js, health) = (&js, &health);
-    let (deadline, ack_timeout) = (delivery.deadline, delivery.ack_timeout);
+/// the messages take waiting places (see the module's head). With
+/// `claims`, the messages go as one atomic batch (`batch.rs`), re-sent whole.
+async fn deliver(
+    mut delivery: Delivery,
+    messages: &[Outbound],
+    claims: usize,
+) -> Result<(), Undelivered> {
+    let js = delivery.js.clone();
+    let deadline = delivery.deadline;
     let mut pending: Vec<usize> = (0..messages.len()).collect();
     let mut backoff = FIRST_BACKOFF;
     let mut last_error = String::from("NATS unreachable");
     loop {
         // While this worker's connection is down, wait for it instead of
         // queueing more copies into the client.
-        if !connected(js) {
+        if !connected(&js) {
             delivery.wait_for_nats(pending.len(), &last_error)?;
         }
-        while !connected(js) {
+        while !connected(&js) {
             if Instant::now() + RECONNECT_POLL >= deadline {
                 return Err(Undelivered::WindowExpired(last_error));
             }
             tokio::time::sleep(RECONNECT_POLL).await;
         }
-        let mut in_flight = Vec::with_capacity(pending.len());
-        let mut failed = Vec::new();
-        for &i in &pending {
-            let m = &messages[i];
-            let publish = PublishMessage::build()
-                .payload(m.payload.clone())
-                .headers(m.headers.clone())
-                .message_id(&m.msg_id);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, js.send_publish(m.subject.clone(), publish)).await
-            {
-                Ok(Ok(ack)) => in_flight.push((i, ack, Instant::now())),
-                Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    count(&m.subject, "too_large");
-                    tracing::error!(subject = %m.subject, error = %e,
-                        "message exceeds the NATS server's max_payload; raise it (see README)");
-                    return Err(Undelivered::TooLarge(e.to_string()));
-                }
-                Ok(Err(e)) => {
-                    last_error = e.to_string();
-                    count(&m.subject, "error");
-                    failed.push(i);
-                }
-                Err(_) => {
-                    count(&m.subject, "timeout");
-                    failed.push(i);
-                }
-            }
-        }
-        for (i, ack, sent) in in_flight {
-            let subject = &messages[i].subject;
-            // The ack future times out by itself after `ack_timeout` (the
-            // context's timeout, see `connection::jetstream`); a timer of our
-            // own is only needed when the window ends sooner.
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let acked = if remaining >= ack_timeout {
-                Ok(ack.await)
-            } else {
-                tokio::time::timeout(remaining, ack.into_future()).await
-            };
-            match acked {
-                Ok(Ok(ack)) => {
-                    health.ack_ok();
-                    count(subject, if ack.duplicate { "duplicate" } else { "ok" });
-                    metrics()
-                        .nats_publish_duration
-                        .with_label_values(&[subject])
-                        .observe(sent.elapsed().as_secs_f64());
-                }
-                Ok(Err(e)) => {
-                    last_error = e.to_string();
-                    match e.kind() {
-                        PublishErrorKind::TimedOut => {
-                            health.ack_timed_out();
-                            count(subject, "timeout");
-                        }
-                        // "No responders": the stream is gone or its leader is
-                        // being elected (NATS restart) — temporary.
-                        PublishErrorKind::StreamNotFound => {
-                            health.stream_missing();
-                            count(subject, "no_stream");
-                        }
-                        _ => count(subject, "error"),
-                    }
-                    failed.push(i);
-                }
-                Err(_) => {
-                    last_error = "acknowledgement timed out".into();
-                    health.ack_timed_out();
-                    count(subject, "timeout");
-                    failed.push(i);
-                }
-            }
-        }
-        if failed.is_empty() {
+        pending = if claims > 0 {
+            batch::attempt(&delivery, messages, claims, &mut last_error).await?
+        } else {
+            each(&delivery, messages, &pending, &mut last_error).await?
+        };
+        if pending.is_empty() {
             return Ok(());
         }
-        failed.sort_unstable(); // keep the original order on re-publish
-        pending = failed;
         if Instant::now() + backoff >= deadline {
             return Err(Undelivered::WindowExpired(last_error));
         }
@@ -389,6 +337,111 @@ async fn deliver(mut delivery: Delivery, messages: &[Outbound]) -> Result<(), Un
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// One attempt at the `pending` messages, each published on its own;
+/// answers those still not acknowledged, in their original order.
+async fn each(
+    delivery: &Delivery,
+    messages: &[Outbound],
+    pending: &[usize],
+    last_error: &mut String,
+) -> Result<Vec<usize>, Undelivered> {
+    let (js, deadline) = (&delivery.js, delivery.deadline);
+    let mut in_flight = Vec::with_capacity(pending.len());
+    let mut failed = Vec::new();
+    for &i in pending {
+        let m = &messages[i];
+        let publish = PublishMessage::build()
+            .payload(m.payload.clone())
+            .headers(m.headers.clone())
+            .message_id(&m.msg_id);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, js.send_publish(m.subject.clone(), publish)).await {
+            Ok(Ok(ack)) => in_flight.push((i, ack, Instant::now())),
+            Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                return Err(too_large(&m.subject, &e));
+            }
+            Ok(Err(e)) => {
+                *last_error = e.to_string();
+                count(&m.subject, "error");
+                failed.push(i);
+            }
+            Err(_) => {
+                count(&m.subject, "timeout");
+                failed.push(i);
+            }
+        }
+    }
+    for (i, ack, sent) in in_flight {
+        let subject = &messages[i].subject;
+        match await_ack(delivery, ack).await {
+            Ok(ack) => {
+                count(subject, if ack.duplicate { "duplicate" } else { "ok" });
+                observe(subject, sent);
+            }
+            Err(e) => {
+                note_failure(delivery, subject, &e);
+                *last_error = e.to_string();
+                failed.push(i);
+            }
+        }
+    }
+    failed.sort_unstable(); // keep the original order on re-publish
+    Ok(failed)
+}
+
+/// Awaits one ack within the delivery's window. The ack future times out
+/// by itself after `ack_timeout` (the context's timeout, see
+/// `connection::jetstream`); a timer of our own is only needed when the
+/// window ends sooner.
+async fn await_ack(
+    delivery: &Delivery,
+    ack: jetstream::context::PublishAckFuture,
+) -> Result<jetstream::publish::PublishAck, PublishError> {
+    let remaining = delivery.deadline.saturating_duration_since(Instant::now());
+    let acked = if remaining >= delivery.ack_timeout {
+        ack.await
+    } else {
+        tokio::time::timeout(remaining, ack.into_future())
+            .await
+            .unwrap_or_else(|_| Err(PublishError::new(PublishErrorKind::TimedOut)))
+    };
+    if acked.is_ok() {
+        delivery.health.ack_ok();
+    }
+    acked
+}
+
+/// Counts a failed ack and tells the health state what it means.
+fn note_failure(delivery: &Delivery, subject: &str, e: &PublishError) {
+    match e.kind() {
+        PublishErrorKind::TimedOut => {
+            delivery.health.ack_timed_out();
+            count(subject, "timeout");
+        }
+        // "No responders": the stream is gone or its leader is being
+        // elected (NATS restart) — temporary.
+        PublishErrorKind::StreamNotFound => {
+            delivery.health.stream_missing();
+            count(subject, "no_stream");
+        }
+        _ => count(subject, "error"),
+    }
+}
+
+fn too_large(subject: &str, e: &PublishError) -> Undelivered {
+    count(subject, "too_large");
+    tracing::error!(%subject, error = %e,
+        "message exceeds the NATS server's max_payload; raise it (see README)");
+    Undelivered::TooLarge(e.to_string())
+}
+
+fn observe(subject: &str, sent: Instant) {
+    metrics()
+        .nats_publish_duration
+        .with_label_values(&[subject])
+        .observe(sent.elapsed().as_secs_f64());
 }
 
 fn count(subject: &str, status: &str) {

@@ -24,6 +24,7 @@ mod priority_lanes;
 mod replicas;
 mod rotation;
 mod standard_webhooks;
+mod stream_claims;
 mod templates;
 mod tls;
 mod tradingview;

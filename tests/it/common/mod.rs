@@ -23,6 +23,8 @@ pub const STREAM: &str = "trading-events";
 /// A `nats-server` with JetStream, owned by one test.
 pub struct NatsServer {
     pub port: u16,
+    /// Configuration beyond [`NATS_CONF`] (a cluster's name and routes).
+    extra_conf: String,
     store: tempfile::TempDir,
     /// Behind a mutex so a test can stop and start it while requests that
     /// borrow the app are in flight.
@@ -86,11 +88,41 @@ impl NatsServer {
     pub fn start() -> NatsServer {
         let server = NatsServer {
             port: free_port(),
+            extra_conf: String::new(),
             store: tempfile::tempdir().expect("temporary store directory"),
             child: Mutex::new(None),
         };
         server.spawn();
         server
+    }
+
+    /// `n` servers in one JetStream cluster on loopback, each routed to
+    /// every other. JetStream elects its meta leader after they meet, so a
+    /// stream can be created a moment later (the gateway's probe retries).
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let urls = routes
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let servers: Vec<NatsServer> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| NatsServer {
+                port: free_port(),
+                extra_conf: format!(
+                    "server_name: n{i}\ncluster {{\n  name: c\n  listen: 127.0.0.1:{route}\n  \
+                     routes: [{urls}]\n}}\n"
+                ),
+                store: tempfile::tempdir().expect("temporary store directory"),
+                child: Mutex::new(None),
+            })
+            .collect();
+        for server in &servers {
+            server.spawn();
+        }
+        servers
     }
 
     pub fn url(&self) -> String {
@@ -99,7 +131,7 @@ impl NatsServer {
 
     fn spawn(&self) {
         let conf = self.store.path().join("nats.conf");
-        std::fs::write(&conf, NATS_CONF).unwrap();
+        std::fs::write(&conf, format!("{NATS_CONF}{}", self.extra_conf)).unwrap();
         let child = Command::new(nats_server_bin())
             .args([
                 "-a",
@@ -326,6 +358,76 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// A gateway signed requests can be sent to (in-process or a process).
+#[allow(async_fn_in_trait)]
+pub trait SignedSender {
+    fn base(&self) -> &str;
+    fn client(&self) -> reqwest::Client;
+
+    async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
+        self.send_signed_with(source, s, &[]).await
+    }
+
+    async fn send_signed_with(
+        &self,
+        source: &str,
+        s: &Signed,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        send_signed_to(&self.client(), self.base(), source, s, headers).await
+    }
+}
+
+impl SignedSender for TestApp {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+}
+
+impl SignedSender for GatewayProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+}
+
+/// Sends `s` to `{base}/webhooks/{source}` with its signature headers;
+/// `headers` add to them or replace them.
+pub async fn send_signed_to(
+    http: &reqwest::Client,
+    base: &str,
+    source: &str,
+    s: &Signed,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    // Insert, not append: a test's header replaces the default one.
+    let mut map = reqwest::header::HeaderMap::new();
+    let mut put = |k: &str, v: &str| {
+        map.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    };
+    put("content-type", "application/json");
+    put("x-timestamp", &s.timestamp);
+    put("x-nonce", &s.nonce);
+    put("x-signature", &s.signature);
+    for (k, v) in headers {
+        put(k, v);
+    }
+    http.post(format!("{base}/webhooks/{source}"))
+        .headers(map)
+        .body(s.body.clone())
+        .send()
+        .await
+        .expect("request sent")
+}
+
 /// A signed custom-source request, ready to send (or send again).
 #[derive(Clone)]
 pub struct Signed {
@@ -379,40 +481,6 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    pub async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
-        self.send_signed_with(source, s, &[]).await
-    }
-
-    pub async fn send_signed_with(
-        &self,
-        source: &str,
-        s: &Signed,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        // Insert, not append: a test's header replaces the default one.
-        let mut map = reqwest::header::HeaderMap::new();
-        let mut put = |k: &str, v: &str| {
-            map.insert(
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        };
-        put("content-type", "application/json");
-        put("x-timestamp", &s.timestamp);
-        put("x-nonce", &s.nonce);
-        put("x-signature", &s.signature);
-        for (k, v) in headers {
-            put(k, v);
-        }
-        self.http
-            .post(self.url(&format!("/webhooks/{source}")))
-            .headers(map)
-            .body(s.body.clone())
-            .send()
-            .await
-            .expect("request sent")
     }
 
     /// Signs `body` for source `alpha` with a fresh nonce and sends it.
@@ -729,19 +797,6 @@ impl GatewayProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.spawn().await;
-    }
-
-    pub async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
-        reqwest::Client::new()
-            .post(format!("{}/webhooks/{source}", self.base))
-            .header("Content-Type", "application/json")
-            .header("X-Timestamp", &s.timestamp)
-            .header("X-Nonce", &s.nonce)
-            .header("X-Signature", &s.signature)
-            .body(s.body.clone())
-            .send()
-            .await
-            .expect("request sent")
     }
 }
 
