@@ -150,18 +150,56 @@ case "$NATS_SYNC" in
   *) die "NATS_SYNC must be always or timer, not '$NATS_SYNC'" ;;
 esac
 
-# Sets nats_port, nats_pid.
+# NATS_NODES: 1 (the default: one node, R1 streams) or 3 (three local
+# nats-servers in one JetStream cluster, every stream R3), for the R3 rows.
+NATS_NODES="${NATS_NODES:-1}"
+case "$NATS_NODES" in
+  1 | 3) ;;
+  *) die "NATS_NODES must be 1 or 3, not '$NATS_NODES'" ;;
+esac
+
+# Sets nats_port (the first node's), nats_url (every node), nats_pid (every
+# node's pid, comma-separated, for the load generator's CPU watch) and
+# replicas (the streams' replicas: NATS_NODES).
 start_nats() {
-  nats_port="$(free_port)"
-  # 1 MiB bodies become messages of a little over 1 MiB (the default max).
-  printf 'max_payload: 8MB\n' >"$tmp/nats.conf"
-  [ "$NATS_SYNC" = timer ] || printf 'jetstream {\n  sync_interval: always\n}\n' >>"$tmp/nats.conf"
-  echo "bench: $("$NATS_SERVER_BIN" --version), JetStream sync: $NATS_SYNC" >&2
-  "$NATS_SERVER_BIN" -a 127.0.0.1 -p "$nats_port" -js -sd "$tmp/jetstream" -c "$tmp/nats.conf" \
-    >"$tmp/nats.log" 2>&1 &
-  nats_pid=$!
-  pids+=("$nats_pid")
-  wait_port "$nats_port" "$nats_pid" nats-server "$tmp/nats.log"
+  local i routes="" route_ports=() client_ports=() node_pids=()
+  replicas="$NATS_NODES"
+  for i in $(seq 1 "$NATS_NODES"); do
+    client_ports+=("$(free_port)")
+    route_ports+=("$(free_port)")
+    routes+="${routes:+, }\"nats-route://127.0.0.1:${route_ports[-1]}\""
+  done
+  echo "bench: $("$NATS_SERVER_BIN" --version) x $NATS_NODES, JetStream sync: $NATS_SYNC" >&2
+  for i in $(seq 0 $((NATS_NODES - 1))); do
+    local conf="$tmp/nats-$i.conf"
+    # 1 MiB bodies become messages of a little over 1 MiB (the default max).
+    printf 'max_payload: 8MB\n' >"$conf"
+    [ "$NATS_SYNC" = timer ] || printf 'jetstream {\n  sync_interval: always\n}\n' >>"$conf"
+    if [ "$NATS_NODES" -gt 1 ]; then
+      printf 'server_name: n%s\ncluster {\n  name: bench\n  listen: 127.0.0.1:%s\n  routes: [%s]\n}\n' \
+        "$i" "${route_ports[$i]}" "$routes" >>"$conf"
+    fi
+    "$NATS_SERVER_BIN" -a 127.0.0.1 -p "${client_ports[$i]}" -js -sd "$tmp/jetstream-$i" -c "$conf" \
+      >"$tmp/nats-$i.log" 2>&1 &
+    node_pids+=("$!")
+    pids+=("$!")
+  done
+  for i in $(seq 0 $((NATS_NODES - 1))); do
+    wait_port "${client_ports[$i]}" "${node_pids[$i]}" "nats-server n$i" "$tmp/nats-$i.log"
+  done
+  nats_port="${client_ports[0]}"
+  nats_url="$(printf 'nats://127.0.0.1:%s,' "${client_ports[@]}")"
+  nats_url="${nats_url%,}"
+  nats_pid="$(IFS=,; echo "${node_pids[*]}")"
+}
+
+# Stops every node and starts them again on an empty store (new ports): a
+# row whose stream cannot share a server with an earlier row's.
+restart_nats_fresh() {
+  local p
+  for p in ${nats_pid//,/ }; do stop "$p"; done
+  rm -rf "$tmp"/jetstream-*
+  start_nats
 }
 
 # --- the bench crate's servers ------------------------------------------------
@@ -176,8 +214,8 @@ start_bare() {
 
 start_minimal() {
   port="$(free_port)"
-  target/release/minimal --addr "127.0.0.1:$port" --nats "nats://127.0.0.1:$nats_port" \
-    --secret "$SECRET" --sources alpha >"$tmp/minimal.log" 2>&1 &
+  target/release/minimal --addr "127.0.0.1:$port" --nats "$nats_url" --replicas "$replicas" \
+    --secret "$SECRET" --sources alpha "$@" >"$tmp/minimal.log" 2>&1 &
   pid=$!
   pids+=("$pid")
   wait_port "$port" "$pid" minimal "$tmp/minimal.log"
@@ -203,7 +241,8 @@ start_gateway() {
   gw_port="$(free_port)"
   env -u TRADINGVIEW_TOKEN \
     HTTP_ADDR="127.0.0.1:$gw_port" \
-    NATS_URL="nats://127.0.0.1:$nats_port" \
+    NATS_URL="$nats_url" \
+    NATS_STREAM_REPLICAS="$replicas" \
     ALLOWED_SOURCES=alpha \
     API_KEY_HMAC_SECRET="$SECRET" \
     RATE_LIMIT_RPS=1000000 \

@@ -50,6 +50,7 @@ LABELS = {
     "gateway-open": "(c) gateway, open loop at ½ max",
     "bare-open": "(a) bare actix-web, open loop, same rate",
     "gateway-memory": "(c) gateway, STORE_BACKEND=memory",
+    "gateway-stream": "(c) gateway, STORE_BACKEND=stream (claims in the batch)",
     "seed": "(d) seed stack: FastAPI + uvicorn ×2 + nats-py",
 }
 
@@ -83,6 +84,12 @@ def run_table(rows):
     print(f"- throughput c/d, gateway / seed stack: **{ratio('gateway', 'seed')}** (target ≥ 5)")
     print(f"- throughput gateway / bare actix-web: {ratio('gateway', 'bare')}")
     print(f"- throughput gateway (memory claims) / minimal: {ratio('gateway-memory', 'minimal')}")
+    print(f"- throughput gateway (claims in the batch) / minimal: **{ratio('gateway-stream', 'minimal')}**; "
+          f"/ gateway (key-value claims): {ratio('gateway-stream', 'gateway')}")
+    if "gateway-stream" in by:
+        g = by["gateway-stream"]
+        print(f"- gateway (claims in the batch) closed loop at {g['connections']} connections: "
+              f"p99 {ms(g['p99_ms'])} ms (target ≤ 10)")
     for o in rows:
         if o["mode"] != "open":
             continue

@@ -9,6 +9,9 @@
 #   gateway-open     the same gateway, open loop at half its measured maximum
 #   bare-open        bare, open loop at that same rate: the instrument's floor
 #   gateway-memory   at-gateway with STORE_BACKEND=memory (no KV claims)
+#   gateway-stream   at-gateway with STORE_BACKEND=stream: claims in the
+#                    signal's own atomic batch (on a fresh nats-server: its
+#                    stream covers signals.> too)
 #   seed             FastAPI + uvicorn (2 workers) + nats-py (bench/seed/app.py)
 # For each: accepted/s, latency percentiles, CPU per accepted request of the
 # server process(es) and of nats-server, peak RSS; then the ratios.
@@ -17,7 +20,9 @@
 #
 # Knobs (environment): CONNECTIONS (64), DURATION seconds (10), WARMUP
 # seconds (2), SEED=0 skips the FastAPI target, OPEN_LOOP=0 skips the
-# open-loop row, OPEN_CONNECTIONS (256) connections for the open loop.
+# open-loop row, OPEN_CONNECTIONS (256) connections for the open loop,
+# NATS_NODES=3 runs every row against a three-node cluster with R3 streams
+# (results then go to bench/results/latest-r3.*), NATS_SYNC (lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,6 +100,15 @@ record "$(load gateway-memory "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pi
 gateway_log_check gateway-memory
 stop "$gw_pid"
 
+# --- (c'') the gateway, claims in the signal's atomic batch ----------------------
+# Its stream covers signals.> too, which two streams on one server cannot:
+# a fresh nats-server (cluster) for this row.
+restart_nats_fresh
+start_gateway gateway-stream STORE_BACKEND=stream
+record "$(load gateway-stream "http://127.0.0.1:$gw_port/webhooks/alpha" "$gw_pid")"
+gateway_log_check gateway-stream
+stop "$gw_pid"
+
 # --- (d) the seed's stack -------------------------------------------------------
 if [ "$SEED" = 1 ]; then
   port="$(free_port)"
@@ -118,11 +132,14 @@ if [ "$SEED" = 1 ]; then
 fi
 
 mkdir -p bench/results
-cp "$results" bench/results/latest.json
+name=latest
+[ "$NATS_NODES" = 1 ] || name=latest-r3
+cp "$results" "bench/results/$name.json"
 {
+  echo "- nats-server: $NATS_NODES node(s), streams R$replicas, JetStream sync $NATS_SYNC"
   python3 bench/report.py run "$results"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
-} | tee bench/results/latest.md
+} | tee "bench/results/$name.md"
 
 # A run where any target accepted nothing is a failed run.
 if grep -q '"accepted":0,' "$results"; then

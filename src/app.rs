@@ -325,6 +325,15 @@ impl Application {
             nats = %redact_url(&settings.nats.url),
             "at-gateway listening"
         );
+        if settings.stores.backend == StoreBackend::Stream && settings.nats.stream_replicas == 1 {
+            // nats-server stages each atomic batch of a single-replica file
+            // stream in a temporary file store (BENCHMARKS.md, "Claims in the batch").
+            tracing::warn!(
+                "stores.backend = \"stream\" on a single-replica stream: each signal's batch is \
+                 staged on disk by nats-server, slower than the key-value claims \
+                 (stores.backend = \"jetstream\") on one node; the batch is for R3 clusters"
+            );
+        }
         Ok(Application {
             port,
             tls_port,

@@ -36,6 +36,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("NATS_URL", "nats.url"),
     ("NATS_STREAM", "nats.stream"),
     ("NATS_DURABLE", "nats.durable"),
+    ("NATS_STREAM_REPLICAS", "nats.stream_replicas"),
     ("API_KEY_HMAC_SECRET", "api_key_hmac_secret"),
     ("TRADINGVIEW_TOKEN", "tradingview_token"),
     ("IDEMPOTENCY_TTL_SEC", "idempotency_ttl_sec"),

@@ -32,7 +32,8 @@
 # FAULT (kill), QUORUM_LOSS (0), SETTLE (30), HOLD (0: seconds to keep the
 # cluster up at the end, for a look), SKIP_BUILD=1, GATEWAY_BIN (a prebuilt
 # at-gateway to test instead of building target/release/at-gateway),
-# KEEP_TMP=1. Results: reliability/faults/results/cluster.*.
+# KEEP_TMP=1, STORE_BACKEND (jetstream; `stream`: claims in the signal's atomic
+# batch). Results: reliability/faults/results/cluster.*.
 FAULTS_TAG=cluster
 source "$(dirname "$0")/lib.sh"
 
@@ -150,7 +151,7 @@ start_cluster_gateway() {
     RATE_LIMIT_RPS=1000000 \
     RATE_LIMIT_BURST=1000000 \
     LOG_LEVEL="${GW_LOG_LEVEL:-info}" \
-    STORE_BACKEND=jetstream \
+    STORE_BACKEND="${STORE_BACKEND:-jetstream}" \
     "$tmp/at-gateway" --config "$tmp/gateway.toml" >>"$tmp/gateway.log" 2>&1 &
   GW_PID=$!
   pids+=("$GW_PID")

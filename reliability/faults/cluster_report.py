@@ -44,6 +44,8 @@ async def read_stream(urls, stream):
                     msg = await jsm.get_msg(stream, seq=seq)
                 except nats.js.errors.NotFoundError:
                     continue
+                if msg.subject.startswith("at-gateway.claims."):
+                    continue  # STORE_BACKEND=stream: a claim, not a signal
                 msg_id = (msg.headers or {}).get("Nats-Msg-Id")
                 try:
                     event_id = json.loads(msg.data).get("event_id")

@@ -40,6 +40,8 @@ async def read_ids(url, stream):
                 msg = await jsm.get_msg(stream, seq=seq)
             except nats.js.errors.NotFoundError:
                 continue  # deleted or never written (a gap)
+            if msg.subject.startswith("at-gateway.claims."):
+                continue  # STORE_BACKEND=stream: a claim, not a signal
             msg_id = (msg.headers or {}).get("Nats-Msg-Id")
             event_id = None
             try:

@@ -23,7 +23,8 @@
 //! same two publishes. Without the flag that path is the generic one.
 //!
 //! Usage: `minimal --addr 127.0.0.1:PORT --nats nats://127.0.0.1:4222
-//!         --secret S [--sources alpha,beta] [--tradingview-token T]`
+//!         --secret S [--sources alpha,beta] [--tradingview-token T]
+//!         [--replicas N]` (N: the stream's replicas on a cluster, 1 by default)
 
 use std::collections::HashSet;
 use std::future::IntoFuture;
@@ -232,7 +233,7 @@ async fn publish_signal(
 fn usage() -> ! {
     eprintln!(
         "usage: minimal --addr HOST:PORT --nats nats://HOST:PORT --secret S [--sources a,b,...] \
-         [--tradingview-token T]"
+         [--tradingview-token T] [--replicas N]"
     );
     std::process::exit(2)
 }
@@ -241,6 +242,7 @@ fn usage() -> ! {
 async fn main() -> std::io::Result<()> {
     let (mut addr, mut nats, mut secret, mut sources) = (None, None, None, "alpha".to_owned());
     let mut tradingview_token = None;
+    let mut replicas = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let Some(value) = args.next() else { usage() };
@@ -250,6 +252,7 @@ async fn main() -> std::io::Result<()> {
             "--secret" => secret = Some(value),
             "--sources" => sources = value,
             "--tradingview-token" => tradingview_token = Some(value),
+            "--replicas" => replicas = value.parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -258,7 +261,12 @@ async fn main() -> std::io::Result<()> {
     };
 
     // The stream, once, before serving.
-    let control = async_nats::connect(&nats)
+    let servers: Vec<async_nats::ServerAddr> = nats
+        .split(',')
+        .map(|u| u.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| std::io::Error::other(format!("NATS {nats}: {e}")))?;
+    let control = async_nats::connect(servers.clone())
         .await
         .map_err(|e| std::io::Error::other(format!("NATS {nats}: {e}")))?;
     jetstream::new(control.clone())
@@ -267,6 +275,7 @@ async fn main() -> std::io::Result<()> {
             subjects: vec!["minimal.>".into()],
             storage: stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
+            num_replicas: replicas,
             ..Default::default()
         })
         .await
@@ -284,16 +293,16 @@ async fn main() -> std::io::Result<()> {
     });
     let tv_route = shared.tradingview_token.is_some();
     HttpServer::new(move || {
-        let nats = nats.clone();
+        let servers = servers.clone();
         App::new()
             .app_data(web::Data::new(shared.clone()))
             .app_data(web::PayloadConfig::new(MAX_BODY))
             // One connection per worker, made on the worker's own thread so
             // its I/O task runs there too.
             .data_factory(move || {
-                let nats = nats.clone();
+                let servers = servers.clone();
                 async move {
-                    let client = async_nats::connect(&nats).await?;
+                    let client = async_nats::connect(servers).await?;
                     Ok::<_, async_nats::ConnectError>(
                         jetstream::ContextBuilder::new()
                             .timeout(ACK_TIMEOUT)
