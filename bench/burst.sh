@@ -18,8 +18,9 @@
 # (3000), ROWS (the four above, as target/transport), PAUSE seconds between
 # bursts (3), KEY (ec | rsa: the server key, P-256 or RSA-2048), BUILD=0
 # (use built binaries; GATEWAY_BIN picks the gateway binary), GATEWAY_CONFIG
-# (a TOML file the gateway reads with --config, e.g. other [lanes]), SMOKE=1 (tiny
-# bursts, under 30 s, fails unless every alert got a 2xx: for CI).
+# (a TOML file the gateway reads with --config, e.g. other [lanes]), STORE_BACKEND
+# (jetstream; stream: claims in the batch), NATS_NODES=3 (an R3 cluster, lib.sh),
+# SMOKE=1 (tiny bursts, under 30 s, fails unless every alert got a 2xx: for CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,7 +77,7 @@ nats_version="$("$NATS_SERVER_BIN" --version)"
 
 # --- the minimal same-work program, TradingView route on ----------------------
 min_port="$(free_port)"
-target/release/minimal --addr "127.0.0.1:$min_port" --nats "nats://127.0.0.1:$nats_port" \
+target/release/minimal --addr "127.0.0.1:$min_port" --nats "$nats_url" --replicas "$replicas" \
   --secret "$SECRET" --sources tradingview --tradingview-token "$TV_TOKEN" >"$tmp/minimal.log" 2>&1 &
 min_pid=$!
 pids+=("$min_pid")
@@ -87,6 +88,7 @@ tls_port="$(free_port)"
 gateway_args=()
 [ -z "${GATEWAY_CONFIG:-}" ] || gateway_args=(-- --config "$GATEWAY_CONFIG")
 start_gateway gateway TRADINGVIEW_TOKEN="$TV_TOKEN" ALLOWED_SOURCES=tradingview \
+  STORE_BACKEND="${STORE_BACKEND:-jetstream}" \
   TLS_ADDR="127.0.0.1:$tls_port" TLS_CERT_FILE="$tmp/leaf.pem" TLS_KEY_FILE="$tmp/leaf.key" \
   "${gateway_args[@]}"
 wait_port "$tls_port" "$gw_pid" "gateway (TLS)" "$tmp/gateway.log"
@@ -121,13 +123,16 @@ for n in $BURSTS; do
     sleep "$PAUSE"
   done
 done
+# What the gateway's publishes met: retries show as error / timeout counts.
+echo "bench: gateway publish counters after the run:" >&2
+curl -fsS "http://127.0.0.1:$gw_port/metrics" | grep '^gateway_nats_publish_total' >&2 || true
 gateway_log_check gateway
 
 mkdir -p bench/results
 cp "$results" bench/results/burst.json
 {
   python3 bench/burst_report.py "$results"
-  echo "- $nats_version (sync_interval: $NATS_SYNC), fresh store; gateway binary ${GATEWAY_BIN:-target/release/at-gateway}${GATEWAY_CONFIG:+ with --config $GATEWAY_CONFIG} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
+  echo "- $nats_version x $NATS_NODES node(s), streams R$replicas (sync_interval: $NATS_SYNC), fresh store; STORE_BACKEND=${STORE_BACKEND:-jetstream}; gateway binary ${GATEWAY_BIN:-target/release/at-gateway}${GATEWAY_CONFIG:+ with --config $GATEWAY_CONFIG} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/burst.md
 

@@ -162,11 +162,12 @@ esac
 # node's pid, comma-separated, for the load generator's CPU watch) and
 # replicas (the streams' replicas: NATS_NODES).
 start_nats() {
-  local i routes="" route_ports=() client_ports=() node_pids=()
+  local i routes="" route_ports=() client_ports=() node_pids=() monitor_ports=()
   replicas="$NATS_NODES"
   for i in $(seq 1 "$NATS_NODES"); do
     client_ports+=("$(free_port)")
     route_ports+=("$(free_port)")
+    monitor_ports+=("$(free_port)")
     routes+="${routes:+, }\"nats-route://127.0.0.1:${route_ports[-1]}\""
   done
   echo "bench: $("$NATS_SERVER_BIN" --version) x $NATS_NODES, JetStream sync: $NATS_SYNC" >&2
@@ -179,13 +180,20 @@ start_nats() {
       printf 'server_name: n%s\ncluster {\n  name: bench\n  listen: 127.0.0.1:%s\n  routes: [%s]\n}\n' \
         "$i" "${route_ports[$i]}" "$routes" >>"$conf"
     fi
-    "$NATS_SERVER_BIN" -a 127.0.0.1 -p "${client_ports[$i]}" -js -sd "$tmp/jetstream-$i" -c "$conf" \
+    "$NATS_SERVER_BIN" -a 127.0.0.1 -p "${client_ports[$i]}" -m "${monitor_ports[$i]}" -js \
+      -sd "$tmp/jetstream-$i" -c "$conf" \
       >"$tmp/nats-$i.log" 2>&1 &
     node_pids+=("$!")
     pids+=("$!")
   done
   for i in $(seq 0 $((NATS_NODES - 1))); do
     wait_port "${client_ports[$i]}" "${node_pids[$i]}" "nats-server n$i" "$tmp/nats-$i.log"
+  done
+  # A cluster serves JetStream once it has elected its meta leader: until
+  # then a stream cannot be created. /healthz says ok from then on.
+  for i in $(seq 0 $((NATS_NODES - 1))); do
+    wait_http "http://127.0.0.1:${monitor_ports[$i]}/healthz" "${node_pids[$i]}" "nats-server n$i" \
+      "$tmp/nats-$i.log"
   done
   nats_port="${client_ports[0]}"
   nats_url="$(printf 'nats://127.0.0.1:%s,' "${client_ports[@]}")"
