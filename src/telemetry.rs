@@ -29,7 +29,9 @@ pub struct Metrics {
     pub webhooks_received: IntCounterVec,
     /// `gateway_webhook_duration_seconds{source}`.
     pub webhook_duration: HistogramVec,
-    /// `gateway_nats_publish_total{subject,status}`: ok, duplicate, error, timeout.
+    /// `gateway_nats_publish_total{subject,status}`: ok, duplicate, error,
+    /// timeout, no_stream, too_large, claimed (a batch refused by another
+    /// request's claim). Every claim subject counts as `at-gateway.claims`.
     pub nats_publish: IntCounterVec,
     /// `gateway_nats_publish_duration_seconds{subject}`: send to ack.
     pub nats_publish_duration: HistogramVec,

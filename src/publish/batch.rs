@@ -53,6 +53,9 @@ pub(super) async fn attempt(
                 .publish_with_headers(m.subject.clone(), headers, m.payload.clone())
                 .await;
             if let Err(e) = staged {
+                if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                    return Err(too_large(&m.subject, &e));
+                }
                 *last_error = e.to_string();
                 count(label(i), "error");
                 return Ok(all());

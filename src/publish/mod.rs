@@ -430,7 +430,7 @@ fn note_failure(delivery: &Delivery, subject: &str, e: &PublishError) {
     }
 }
 
-fn too_large(subject: &str, e: &PublishError) -> Undelivered {
+fn too_large(subject: &str, e: &dyn std::fmt::Display) -> Undelivered {
     count(subject, "too_large");
     tracing::error!(%subject, error = %e,
         "message exceeds the NATS server's max_payload; raise it (see README)");

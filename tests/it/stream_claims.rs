@@ -223,3 +223,33 @@ async fn on_a_three_node_r3_cluster_a_signal_and_its_claims_are_stored_once() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_signal_larger_than_the_servers_max_payload_is_413_at_once_with_either_store() {
+    let big = format!(
+        r#"{{"symbol":"BTCUSDT","action":"buy","note":"{}"}}"#,
+        "x".repeat(100_000)
+    );
+    for backend in ["jetstream", "stream"] {
+        let nats = NatsServer::start_with("max_payload: 65536\n");
+        let opts = AppOptions {
+            config: format!("[stores]\nbackend = \"{backend}\"\n"),
+            ..AppOptions::default()
+        };
+        let app = spawn_app_with_nats(nats, opts).await;
+        let started = Instant::now();
+        let (status, resp) = json_body(app.post_custom(&big).await).await;
+        assert_eq!(
+            (status, resp["code"].as_str()),
+            (413, Some("too_large_for_stream")),
+            "{backend}: {resp}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{backend}: not at once"
+        );
+        assert!(app.messages_on("signals.raw").await.is_empty(), "{backend}");
+        // A signal that fits is still stored.
+        assert_eq!(app.post_custom(&body(1)).await.status(), 202, "{backend}");
+    }
+}

@@ -86,9 +86,14 @@ pub fn free_port() -> u16 {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with("")
+    }
+
+    /// One server with `conf` added to [`NATS_CONF`] (later settings win).
+    pub fn start_with(conf: &str) -> NatsServer {
         let server = NatsServer {
             port: free_port(),
-            extra_conf: String::new(),
+            extra_conf: conf.to_owned(),
             store: tempfile::tempdir().expect("temporary store directory"),
             child: Mutex::new(None),
         };
