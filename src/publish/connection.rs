@@ -507,6 +507,15 @@ pub fn check_stream(
                 config.subjects
             ));
         }
+        let evicts = config.max_messages > 0 || config.max_bytes > 0;
+        if evicts && config.discard == stream::DiscardPolicy::Old {
+            return Err(format!(
+                "stream {name} discards its oldest messages at a limit (max_msgs {}, max_bytes {}): \
+                 claims would go with them before their TTL, and a repeat would be stored again; \
+                 bound it by max_age, or use discard new; {fix}",
+                config.max_messages, config.max_bytes
+            ));
+        }
         if !config.max_age.is_zero() && config.max_age < ttl {
             return Err(format!(
                 "stream {name} keeps messages for {:?}, less than a claim counts ({ttl:?}); \
@@ -664,6 +673,15 @@ mod tests {
         );
         let err = check(&|c| c.max_age = Duration::from_secs(3600));
         assert!(err.contains("less than a claim counts"), "{err}");
+        let err = check(&|c| c.max_bytes = 1 << 30);
+        assert!(err.contains("discards its oldest messages"), "{err}");
+        let mut bounded = ours.clone();
+        bounded.max_bytes = 1 << 30;
+        bounded.discard = stream::DiscardPolicy::New;
+        assert_eq!(check_stream(&bounded, &settings, &needs), Ok(()));
+        let mut unlimited = ours.clone();
+        (unlimited.max_messages, unlimited.max_bytes) = (-1, -1);
+        assert_eq!(check_stream(&unlimited, &settings, &needs), Ok(()));
         let mut longer = ours.clone();
         longer.max_age = day * 7;
         assert_eq!(check_stream(&longer, &settings, &needs), Ok(()));
