@@ -24,6 +24,24 @@ fn options(extra: &str) -> AppOptions {
     }
 }
 
+/// Sends again while the answer is 503 (a retry, as API_SPEC tells callers
+/// to do), for up to 20 s; the first other answer.
+async fn first_answer_not_503<F, Fut>(send: F) -> (u16, serde_json::Value)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, resp) = json_body(send().await).await;
+        if status != 503 {
+            return (status, resp);
+        }
+        assert!(Instant::now() < deadline, "still 503 after 20 s: {resp}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn on<'a>(stored: &'a [Stored], prefix: &str) -> Vec<&'a Stored> {
     stored
         .iter()
@@ -101,19 +119,9 @@ async fn a_batch_that_failed_stored_nothing_so_its_retry_is_accepted() {
     // wait it out, so nothing of this request can land later.
     tokio::time::sleep(Duration::from_secs(5)).await;
     nats.restart();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let accepted = loop {
-        let (status, resp) = json_body(gw.send_signed_with("alpha", &signed, &key).await).await;
-        if status == 202 {
-            break resp;
-        }
-        assert_eq!(status, 503, "the retry is never a 409: {resp}");
-        assert!(
-            Instant::now() < deadline,
-            "the retry never succeeded: {resp}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (status, accepted) =
+        first_answer_not_503(|| gw.send_signed_with("alpha", &signed, &key)).await;
+    assert_eq!(status, 202, "the retry is never a 409: {accepted}");
     let stored = read_stream(&nats.url()).await;
     assert_eq!(on(&stored, "signals.raw").len(), 1);
     assert_eq!(on(&stored, "at-gateway.claims.").len(), 2);
@@ -252,4 +260,32 @@ async fn a_signal_larger_than_the_servers_max_payload_is_413_at_once_with_either
         // A signal that fits is still stored.
         assert_eq!(app.post_custom(&body(1)).await.status(), 202, "{backend}");
     }
+}
+
+#[actix_rt::test]
+async fn a_retry_after_an_uncertain_batch_is_stored_once_and_named_by_its_event_id() {
+    let nats = NatsServer::start();
+    let gw = GatewayProcess::start(&nats.url(), &options("")).await;
+    let key = [("Idempotency-Key", "order-uncertain")];
+    nats.pause(); // connected, nothing answers: the batch's outcome is unknown
+    let (status, resp) = json_body(gw.send_signed_with("alpha", &sign(&body(1)), &key).await).await;
+    assert_eq!(status, 503, "{resp}");
+    nats.resume();
+    // The first batch may land now (its delivery keeps trying within the
+    // message window): the retry, under a fresh nonce, is then a duplicate
+    // naming the stored signal; otherwise it stores the signal itself.
+    let answer = first_answer_not_503(|| async {
+        gw.send_signed_with("alpha", &sign(&body(1)), &key).await
+    })
+    .await;
+    let stored = read_stream(&nats.url()).await;
+    let raws = on(&stored, "signals.raw");
+    assert_eq!(raws.len(), 1, "stored once");
+    let (status, resp) = answer;
+    assert!(status == 202 || status == 409, "{status}: {resp}");
+    if status == 409 {
+        assert_eq!(resp["code"], "duplicate", "{resp}");
+        assert_eq!(resp["payload_mismatch"], false);
+    }
+    assert_eq!(resp["event_id"], raws[0].json["event_id"], "{resp}");
 }
