@@ -27,14 +27,7 @@ pub(super) async fn attempt(
     last_error: &mut String,
 ) -> Result<Vec<usize>, Undelivered> {
     let all = || (0..messages.len()).collect::<Vec<_>>();
-    // A claim subject per key would make a metric label per key.
-    let label = |i: usize| {
-        if i < claims {
-            PREFIX
-        } else {
-            messages[i].subject.as_str()
-        }
-    };
+    let label = |i: usize| label(messages, claims, i);
     let js = &delivery.js;
     let batch_id = uuid::Uuid::new_v4().to_string();
     let last = messages.len() - 1;
@@ -116,10 +109,20 @@ pub(super) async fn attempt(
     }
 }
 
+/// The metric label of message `i`: a claim subject per key would make a
+/// label per key, so every claim counts as [`PREFIX`].
+fn label(messages: &[Outbound], claims: usize, i: usize) -> &str {
+    if i < claims {
+        PREFIX
+    } else {
+        &messages[i].subject
+    }
+}
+
 /// Counts a stored batch; nothing is pending any more.
 fn stored(messages: &[Outbound], claims: usize, sent: Instant) -> Vec<usize> {
-    for (i, m) in messages.iter().enumerate() {
-        count(if i < claims { PREFIX } else { &m.subject }, "ok");
+    for i in 0..messages.len() {
+        count(label(messages, claims, i), "ok");
     }
     observe(&messages[messages.len() - 1].subject, sent);
     Vec::new()

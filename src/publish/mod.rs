@@ -180,6 +180,8 @@ fn buffer_full() -> GatewayError {
 /// NATS connection (made on the worker's thread, see `app.rs`).
 pub struct Publisher {
     settings: NatsSettings,
+    /// `settings.stream`, shared with each delivery without a copy.
+    stream: Arc<str>,
     js: jetstream::Context,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
@@ -193,6 +195,7 @@ impl Publisher {
         health: Arc<NatsHealth>,
     ) -> Self {
         Publisher {
+            stream: settings.stream.as_str().into(),
             settings,
             js,
             buffer,
@@ -218,7 +221,7 @@ impl Handler<Traced<Publish>> for Publisher {
         let Traced(msg, span) = msg;
         let _in = span.entered();
         let js = self.js.clone();
-        let stream = self.settings.stream.clone();
+        let stream = self.stream.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
         let window = Duration::from_secs(self.settings.message_window_sec);
@@ -270,7 +273,7 @@ fn connected(js: &jetstream::Context) -> bool {
 struct Delivery {
     js: jetstream::Context,
     /// The stream, where a refused batch's claims are looked up.
-    stream: String,
+    stream: Arc<str>,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
     priority: Priority,

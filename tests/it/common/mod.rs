@@ -91,14 +91,19 @@ impl NatsServer {
 
     /// One server with `conf` added to [`NATS_CONF`] (later settings win).
     pub fn start_with(conf: &str) -> NatsServer {
-        let server = NatsServer {
-            port: free_port(),
-            extra_conf: conf.to_owned(),
-            store: tempfile::tempdir().expect("temporary store directory"),
-            child: Mutex::new(None),
-        };
+        let server = NatsServer::unstarted(conf.to_owned());
         server.spawn();
         server
+    }
+
+    /// A server on a free port with an empty store, not running yet.
+    fn unstarted(extra_conf: String) -> NatsServer {
+        NatsServer {
+            port: free_port(),
+            extra_conf,
+            store: tempfile::tempdir().expect("temporary store directory"),
+            child: Mutex::new(None),
+        }
     }
 
     /// `n` servers in one JetStream cluster on loopback, each routed to
@@ -114,14 +119,11 @@ impl NatsServer {
         let servers: Vec<NatsServer> = routes
             .iter()
             .enumerate()
-            .map(|(i, route)| NatsServer {
-                port: free_port(),
-                extra_conf: format!(
+            .map(|(i, route)| {
+                NatsServer::unstarted(format!(
                     "server_name: n{i}\ncluster {{\n  name: c\n  listen: 127.0.0.1:{route}\n  \
                      routes: [{urls}]\n}}\n"
-                ),
-                store: tempfile::tempdir().expect("temporary store directory"),
-                child: Mutex::new(None),
+                ))
             })
             .collect();
         for server in &servers {
