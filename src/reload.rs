@@ -20,13 +20,16 @@ use arc_swap::ArcSwap;
 use crate::config::{ConfigError, Settings, SourceConfig, SourceMap};
 use crate::ids::SourceId;
 use crate::ratelimit::SourceBucket;
+use crate::telemetry::SourceMetrics;
 use crate::tls::CertStore;
 
-/// One source as it is served: its settings and its rate bucket.
-#[derive(Clone, Debug)]
+/// One source as it is served: its settings, its rate bucket and its
+/// metric handles.
+#[derive(Clone)]
 pub struct SourceEntry {
     pub config: Arc<SourceConfig>,
     pub bucket: Arc<SourceBucket>,
+    pub metrics: Arc<SourceMetrics>,
 }
 
 /// Every source in force.
@@ -45,6 +48,11 @@ pub fn table(sources: &SourceMap, previous: Option<&SourceTable>) -> SourceTable
             let entry = SourceEntry {
                 config: config.clone(),
                 bucket: SourceBucket::for_source(config, kept),
+                metrics: Arc::new(SourceMetrics::new(
+                    id.as_str(),
+                    config.priority.as_str(),
+                    config.keys.iter().map(|k| k.id.as_str()),
+                )),
             };
             (id.clone(), entry)
         })

@@ -23,7 +23,7 @@ use crate::config::{CustomScheme, SourceConfig, SourceKind};
 use crate::error::{Code, GatewayError};
 use crate::ids::is_token;
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, SourceMetrics};
 use crate::tls::ConnectionTls;
 use actix_web::http::StatusCode;
 use failures::FailureLimiter;
@@ -54,6 +54,8 @@ pub struct Credentials {
 #[rtype(result = "Result<Authenticated, GatewayError>")]
 pub struct Authenticate {
     pub source: Arc<SourceConfig>,
+    /// The source's metric handles (which key verified).
+    pub metrics: Arc<SourceMetrics>,
     pub credentials: Credentials,
     pub client_ip: IpAddr,
     pub body: Bytes,
@@ -175,6 +177,7 @@ fn verify(
     window: Duration,
 ) -> Result<(Authenticated, Option<String>), GatewayError> {
     let source = msg.source;
+    let counted = msg.metrics;
     let result = check_client_cert(&source, msg.credentials.tls.as_ref()).and_then(|()| {
         match (source.kind, source.scheme) {
             (SourceKind::Custom, CustomScheme::HmacSha256) => {
@@ -191,10 +194,7 @@ fn verify(
     match result {
         Ok((scheme, key_id, body, json, nonce)) => {
             if let Some(key) = &key_id {
-                metrics()
-                    .auth_key_used
-                    .with_label_values(&[source.id.as_str(), key])
-                    .inc();
+                counted.key_used(key);
             }
             Ok((
                 Authenticated {

@@ -24,9 +24,8 @@ use crate::config::{Settings, SourceConfig, SourceKind};
 use crate::error::{Code, GatewayError};
 use crate::ids::{CorrId, SourceId};
 use crate::publish::connection::NatsHealth;
-use crate::ratelimit::SourceBucket;
 use crate::reload::{LiveSources, SourceEntry};
-use crate::telemetry::{metrics, render_metrics, UNKNOWN_SOURCE};
+use crate::telemetry::{metrics, render_metrics, SourceMetrics, UNKNOWN_SOURCE};
 use reception::{Receive, Reception};
 
 /// What every HTTP handler of one worker can reach.
@@ -147,10 +146,7 @@ async fn serve(
 ) -> HttpResponse {
     // The allowlist comes first: an unknown source costs nothing more.
     let known = SourceId::parse(&source_name).and_then(|id| state.sources.load().get(&id).cloned());
-    let SourceEntry {
-        config: source,
-        bucket,
-    } = match known {
+    let entry = match known {
         Some(s) if required_kind.is_none_or(|k| k == s.config.kind) => s,
         found => {
             let message = if found.is_some() {
@@ -163,70 +159,53 @@ async fn serve(
                 message,
             };
             request::hold_unfinished(&req, payload);
-            return finish(None, &corr_id, handled, Err(err));
+            return finish(None, SourceMetrics::unknown(), &corr_id, handled, Err(err));
         }
     };
+    let (source, counted) = (&entry.config, &*entry.metrics);
     tracing::Span::current().record("source", source.id.as_str());
-    let started = arrival::arrived(&req, &source, handled);
+    let started = arrival::arrived(&req, source, handled);
     if arrival::too_late(
         handled - started,
         source.ack_wait,
         source.priority,
         &state.settings.lanes,
     ) {
-        shed(&source);
+        counted.shed();
         let err = GatewayError::refused(
             Code::Overloaded,
             "the request waited too long to be read to be answered in time; retry shortly",
         );
         request::hold_unfinished(&req, payload);
-        return finish(Some(&source), &corr_id, started, Err(err));
+        return finish(Some(source), counted, &corr_id, started, Err(err));
     }
     // Under saturation lower lanes are refused before any work.
     let Some(_in_flight) = state.lanes.enter(source.priority) else {
-        shed(&source);
+        counted.shed();
         let err = GatewayError::refused(
             Code::Overloaded,
             "the gateway is saturated and serves higher-priority sources first; retry shortly",
         );
         request::hold_unfinished(&req, payload);
-        return finish(Some(&source), &corr_id, started, Err(err));
+        return finish(Some(source), counted, &corr_id, started, Err(err));
     };
     let mut payload = payload;
-    let outcome = receive(
-        &req,
-        &mut payload,
-        &state,
-        &source,
-        bucket,
-        &corr_id,
-        started,
-    )
-    .await;
+    let outcome = receive(&req, &mut payload, &state, &entry, &corr_id, started).await;
     if let Err(e) = &outcome {
         if e.code().is_shed() {
-            shed(&source);
+            counted.shed();
         }
         // The body may be unread (415, 413, 408): see `hold_unfinished`.
         request::hold_unfinished(&req, payload);
     }
-    finish(Some(&source), &corr_id, started, outcome)
-}
-
-/// Counts a request refused to keep room for higher lanes.
-fn shed(source: &SourceConfig) {
-    crate::telemetry::metrics()
-        .requests_shed
-        .with_label_values(&[source.id.as_str(), source.priority.as_str()])
-        .inc();
+    finish(Some(source), counted, &corr_id, started, outcome)
 }
 
 async fn receive(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &WorkerState,
-    source: &Arc<SourceConfig>,
-    bucket: Arc<SourceBucket>,
+    entry: &SourceEntry,
     corr_id: &CorrId,
     started: Instant,
 ) -> Result<reception::Accepted, GatewayError> {
@@ -240,8 +219,9 @@ async fn receive(
     )
     .await?;
     let msg = Receive {
-        source: source.clone(),
-        bucket,
+        source: entry.config.clone(),
+        bucket: entry.bucket.clone(),
+        metrics: entry.metrics.clone(),
         corr_id: corr_id.clone(),
         credentials: Credentials {
             signature: request::header_text(req, "x-signature"),
@@ -264,8 +244,8 @@ async fn receive(
     // longer be answered in time, early enough for the sender to retry.
     let until = arrival::turn_deadline(
         started,
-        source.ack_wait,
-        source.priority,
+        entry.config.ack_wait,
+        entry.config.priority,
         &state.settings.lanes,
         state.lanes.work_estimate(),
     );
@@ -286,6 +266,7 @@ async fn receive(
 /// Answers, counts and logs one webhook.
 fn finish(
     source: Option<&Arc<SourceConfig>>,
+    counted: &SourceMetrics,
     corr_id: &CorrId,
     started: Instant,
     outcome: Result<reception::Accepted, GatewayError>,
@@ -335,13 +316,7 @@ fn finish(
             )
         }
     };
-    let m = metrics();
-    m.webhooks_received
-        .with_label_values(&[source_label, status.as_str()])
-        .inc();
-    m.webhook_duration
-        .with_label_values(&[source_label])
-        .observe(latency.as_secs_f64());
+    counted.answered(status, latency);
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let event_id = outcome.as_ref().ok().map(|a| a.event_id.to_string());
     let key_id = outcome.as_ref().ok().and_then(|a| a.key_id.clone());

@@ -33,6 +33,7 @@ use crate::publish::envelope::{self, Role};
 use crate::publish::{Outbound, Publish, Publisher, Undelivered};
 use crate::ratelimit::{Admit, Admitted, RateLimiter, SourceBucket};
 use crate::stage::{self, Traced, MAILBOX_CAPACITY};
+use crate::telemetry::SourceMetrics;
 use tracing::Instrument;
 
 pub use crate::publish::envelope::{HEADER_CORR_ID, HEADER_EVENT_ID, HEADER_SCHEMA, HEADER_SOURCE};
@@ -44,6 +45,8 @@ pub struct Receive {
     pub source: Arc<SourceConfig>,
     /// The source's rate bucket, from the same table entry as `source`.
     pub bucket: Arc<SourceBucket>,
+    /// The source's metric handles, from the same entry.
+    pub metrics: Arc<SourceMetrics>,
     pub corr_id: CorrId,
     pub credentials: Credentials,
     pub client_ip: IpAddr,
@@ -187,6 +190,7 @@ async fn prepare(
         &stages.authenticator,
         Authenticate {
             source: source.clone(),
+            metrics: msg.metrics,
             credentials: msg.credentials,
             client_ip: msg.client_ip,
             body: msg.body,

@@ -14,8 +14,9 @@ use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::ErrorCode;
 
-use super::{count, note_failure, observe, too_large, Delivery, Outbound, Undelivered};
+use super::{note_failure, too_large, Delivery, Outbound, Undelivered};
 use crate::claims::batch::{holder, PREFIX};
+use crate::telemetry::PublishStatus;
 
 /// One attempt at the whole batch; the first `claims` messages are claims.
 /// Answers no pending messages once the batch is stored, all of them when
@@ -47,10 +48,10 @@ pub(super) async fn attempt(
                 .await;
             if let Err(e) = staged {
                 if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
-                    return Err(too_large(&m.subject, &e));
+                    return Err(too_large(delivery, &m.subject, &e));
                 }
                 *last_error = e.to_string();
-                count(label(i), "error");
+                delivery.count(label(i), PublishStatus::Error);
                 return Ok(all());
             }
             continue;
@@ -62,11 +63,11 @@ pub(super) async fn attempt(
         match js.send_publish(m.subject.clone(), commit).await {
             Ok(future) => ack = Some(future),
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                return Err(too_large(&m.subject, &e));
+                return Err(too_large(delivery, &m.subject, &e));
             }
             Err(e) => {
                 *last_error = e.to_string();
-                count(label(i), "error");
+                delivery.count(label(i), PublishStatus::Error);
                 return Ok(all());
             }
         }
@@ -75,15 +76,15 @@ pub(super) async fn attempt(
         return Ok(all());
     };
     let refused = match super::await_ack(delivery, ack).await {
-        Ok(_) => return Ok(stored(messages, claims, sent)),
+        Ok(_) => return Ok(stored(delivery, messages, claims, sent)),
         Err(e) => e,
     };
     match refused.kind() {
         // A claim subject already holds a message: whose?
         PublishErrorKind::WrongLastSequence => match holders(delivery, messages, claims).await {
-            Ok(Holders::Ours) => Ok(stored(messages, claims, sent)),
+            Ok(Holders::Ours) => Ok(stored(delivery, messages, claims, sent)),
             Ok(Holders::Other(index, stored)) => {
-                count(label(index), "claimed");
+                delivery.count(label(index), PublishStatus::Claimed);
                 Err(Undelivered::Claimed { index, stored })
             }
             Ok(Holders::None) => {
@@ -99,7 +100,7 @@ pub(super) async fn attempt(
         // Our signal's `Nats-Msg-Id` is stored already: an earlier attempt
         // of this request landed (its ack was lost).
         _ if error_code(&refused) == Some(ErrorCode::ATOMIC_PUBLISH_CONTAINS_DUPLICATE_MESSAGE) => {
-            Ok(stored(messages, claims, sent))
+            Ok(stored(delivery, messages, claims, sent))
         }
         _ => {
             note_failure(delivery, label(last), &refused);
@@ -120,11 +121,11 @@ fn label(messages: &[Outbound], claims: usize, i: usize) -> &str {
 }
 
 /// Counts a stored batch; nothing is pending any more.
-fn stored(messages: &[Outbound], claims: usize, sent: Instant) -> Vec<usize> {
+fn stored(delivery: &Delivery, messages: &[Outbound], claims: usize, sent: Instant) -> Vec<usize> {
     for i in 0..messages.len() {
-        count(label(messages, claims, i), "ok");
+        delivery.count(label(messages, claims, i), PublishStatus::Ok);
     }
-    observe(&messages[messages.len() - 1].subject, sent);
+    delivery.observe(&messages[messages.len() - 1].subject, sent);
     Vec::new()
 }
 

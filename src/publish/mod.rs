@@ -46,7 +46,7 @@ use crate::config::NatsSettings;
 use crate::error::{Code, GatewayError};
 use crate::lanes::{LaneSettings, Priority};
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, PublishMetrics, PublishStatus};
 use connection::NatsHealth;
 use tracing::Instrument;
 
@@ -185,6 +185,8 @@ pub struct Publisher {
     js: jetstream::Context,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
+    /// Publish counters of the subjects written to.
+    metrics: Arc<PublishMetrics>,
 }
 
 impl Publisher {
@@ -194,7 +196,14 @@ impl Publisher {
         buffer: Arc<Buffer>,
         health: Arc<NatsHealth>,
     ) -> Self {
+        let subjects = [
+            settings.subject_raw.as_str(),
+            &settings.subject_normalized,
+            &settings.subject_dlq,
+            crate::claims::batch::PREFIX,
+        ];
         Publisher {
+            metrics: Arc::new(PublishMetrics::new(subjects)),
             stream: settings.stream.as_str().into(),
             settings,
             js,
@@ -224,6 +233,7 @@ impl Handler<Traced<Publish>> for Publisher {
         let stream = self.stream.clone();
         let buffer = self.buffer.clone();
         let health = self.health.clone();
+        let metrics = self.metrics.clone();
         let window = Duration::from_secs(self.settings.message_window_sec);
         let ack_timeout = Duration::from_millis(self.settings.ack_timeout_ms);
         guarded(ctx, "publisher", move || {
@@ -249,6 +259,7 @@ impl Handler<Traced<Publish>> for Publisher {
                 stream,
                 buffer,
                 health,
+                metrics,
                 priority: msg.priority,
                 deadline,
                 ack_timeout,
@@ -276,6 +287,7 @@ struct Delivery {
     stream: Arc<str>,
     buffer: Arc<Buffer>,
     health: Arc<NatsHealth>,
+    metrics: Arc<PublishMetrics>,
     priority: Priority,
     deadline: Instant,
     ack_timeout: Duration,
@@ -284,6 +296,14 @@ struct Delivery {
 }
 
 impl Delivery {
+    fn count(&self, subject: &str, status: PublishStatus) {
+        self.metrics.count(subject, status);
+    }
+
+    fn observe(&self, subject: &str, sent: Instant) {
+        self.metrics.observe(subject, sent.elapsed());
+    }
+
     /// Takes waiting places for `n` messages before waiting for NATS, or
     /// says why the delivery must give up now.
     fn wait_for_nats(&mut self, n: usize, last_error: &str) -> Result<(), Undelivered> {
@@ -363,15 +383,15 @@ async fn each(
         match tokio::time::timeout(remaining, js.send_publish(m.subject.clone(), publish)).await {
             Ok(Ok(ack)) => in_flight.push((i, ack, Instant::now())),
             Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                return Err(too_large(&m.subject, &e));
+                return Err(too_large(delivery, &m.subject, &e));
             }
             Ok(Err(e)) => {
                 *last_error = e.to_string();
-                count(&m.subject, "error");
+                delivery.count(&m.subject, PublishStatus::Error);
                 failed.push(i);
             }
             Err(_) => {
-                count(&m.subject, "timeout");
+                delivery.count(&m.subject, PublishStatus::Timeout);
                 failed.push(i);
             }
         }
@@ -380,8 +400,13 @@ async fn each(
         let subject = &messages[i].subject;
         match await_ack(delivery, ack).await {
             Ok(ack) => {
-                count(subject, if ack.duplicate { "duplicate" } else { "ok" });
-                observe(subject, sent);
+                let status = if ack.duplicate {
+                    PublishStatus::Duplicate
+                } else {
+                    PublishStatus::Ok
+                };
+                delivery.count(subject, status);
+                delivery.observe(subject, sent);
             }
             Err(e) => {
                 note_failure(delivery, subject, &e);
@@ -421,35 +446,21 @@ fn note_failure(delivery: &Delivery, subject: &str, e: &PublishError) {
     match e.kind() {
         PublishErrorKind::TimedOut => {
             delivery.health.ack_timed_out();
-            count(subject, "timeout");
+            delivery.count(subject, PublishStatus::Timeout);
         }
         // "No responders": the stream is gone or its leader is being
         // elected (NATS restart) — temporary.
         PublishErrorKind::StreamNotFound => {
             delivery.health.stream_missing();
-            count(subject, "no_stream");
+            delivery.count(subject, PublishStatus::NoStream);
         }
-        _ => count(subject, "error"),
+        _ => delivery.count(subject, PublishStatus::Error),
     }
 }
 
-fn too_large(subject: &str, e: &dyn std::fmt::Display) -> Undelivered {
-    count(subject, "too_large");
+fn too_large(delivery: &Delivery, subject: &str, e: &dyn std::fmt::Display) -> Undelivered {
+    delivery.count(subject, PublishStatus::TooLarge);
     tracing::error!(%subject, error = %e,
         "message exceeds the NATS server's max_payload; raise it (see README)");
     Undelivered::TooLarge(e.to_string())
-}
-
-fn observe(subject: &str, sent: Instant) {
-    metrics()
-        .nats_publish_duration
-        .with_label_values(&[subject])
-        .observe(sent.elapsed().as_secs_f64());
-}
-
-fn count(subject: &str, status: &str) {
-    metrics()
-        .nats_publish
-        .with_label_values(&[subject, status])
-        .inc();
 }
