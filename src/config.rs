@@ -7,19 +7,20 @@
 //! from one).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::ids::SourceId;
-use crate::lanes::{LaneSettings, Priority};
+use crate::lanes::LaneSettings;
+use crate::sources::{
+    build_source, parse_nets, SourceConfig, SourceDefaults, SourceMap, SourceSection,
+};
 
 /// The defaults, compiled in so the binary runs from anywhere; the same text
 /// is `config/default.toml` in the repository.
@@ -51,10 +52,6 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TLS_KEY_FILE", "tls.key_file"),
     ("TLS_CLIENT_CA_FILE", "tls.client_ca_file"),
 ];
-
-/// TradingView cancels a webhook after about 3 s; a TradingView source must
-/// answer before that, so its acknowledgement cap must stay below this.
-pub const TRADINGVIEW_MAX_ACK_WAIT: Duration = Duration::from_millis(2900);
 
 /// A configuration problem, naming the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +113,7 @@ struct RawSettings {
     tls: RawTls,
     lanes: LaneSettings,
     #[serde(default)]
-    sources: BTreeMap<String, RawSource>,
+    sources: BTreeMap<String, SourceSection>,
 }
 
 /// `[tls]` as written: empty strings mean "not set".
@@ -139,15 +136,6 @@ pub struct TlsSettings {
     /// PEM CA certificates client certificates must chain to. Set: clients
     /// may present a certificate (sources with `client_cert` require one).
     pub client_ca_file: Option<PathBuf>,
-}
-
-/// The client certificate a source requires: verified against
-/// `tls.client_ca_file`, with this subject.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientCertRule {
-    pub common_name: String,
-    pub organization: Option<String>,
 }
 
 /// HTTP server limits. Each bound says what happens when it is reached.
@@ -227,10 +215,37 @@ pub struct NatsSettings {
     pub probe_interval_ms: u64,
     /// Event format per subject: plain JSON or CloudEvents.
     #[serde(default)]
-    pub formats: crate::publish::envelope::SubjectFormats,
+    pub formats: SubjectFormats,
     /// Which version of the normalized schema `signals.normalized` carries.
     #[serde(default)]
     pub normalized_schema: NormalizedSchema,
+}
+
+/// How messages of one subject are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum EventFormat {
+    /// The JSON document alone (the schemas in `schemas/`).
+    #[default]
+    #[serde(rename = "plain")]
+    Plain,
+    /// A CloudEvents JSON document whose `data` is the document.
+    #[serde(rename = "cloudevents-structured")]
+    CloudEventsStructured,
+    /// The document as payload, CloudEvents attributes in `ce-` headers.
+    #[serde(rename = "cloudevents-binary")]
+    CloudEventsBinary,
+}
+
+/// Event format per subject (`[nats.formats]`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectFormats {
+    #[serde(default)]
+    pub raw: EventFormat,
+    #[serde(default)]
+    pub normalized: EventFormat,
+    #[serde(default)]
+    pub dlq: EventFormat,
 }
 
 /// The schema version of `signals.normalized` (API_SPEC.md, "Versioning").
@@ -243,82 +258,6 @@ pub enum NormalizedSchema {
     /// `signal.normalized.v2`: every size with its unit.
     #[default]
     V2,
-}
-
-/// Which adapter reads a source's payloads (`sources.<name>.format`).
-/// `auto` (the default) picks by content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum FormatChoice {
-    #[default]
-    #[serde(rename = "auto")]
-    Auto,
-    /// The normalized schema's own field names.
-    #[serde(rename = "canonical")]
-    Canonical,
-    /// Generic JSON alert templates and plain text (TradingView's own).
-    #[serde(rename = "template")]
-    Template,
-    #[serde(rename = "3commas")]
-    ThreeCommas,
-    #[serde(rename = "traderspost")]
-    TradersPost,
-    #[serde(rename = "pineconnector")]
-    PineConnector,
-    #[serde(rename = "alertatron")]
-    Alertatron,
-    #[serde(rename = "wundertrading")]
-    WunderTrading,
-    #[serde(rename = "okx")]
-    Okx,
-    #[serde(rename = "autoview")]
-    AutoView,
-    #[serde(rename = "exchange-bot", alias = "binance", alias = "bybit")]
-    ExchangeBot,
-    #[serde(rename = "pickmytrade")]
-    PickMyTrade,
-    #[serde(rename = "finandy")]
-    Finandy,
-    #[serde(rename = "octobot")]
-    OctoBot,
-    #[serde(rename = "tradingconnector")]
-    TradingConnector,
-    #[serde(rename = "metaapi")]
-    MetaApi,
-}
-
-/// A per-source mapping of a vendor's JSON onto the canonical signal
-/// (`[sources.<name>.mapping]`): each field is a JSON pointer (RFC 6901)
-/// into the body. Applied by `normalize/mapping.rs`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MappingSettings {
-    pub symbol: String,
-    pub action: String,
-    pub exchange: Option<String>,
-    /// Vendor action values to canonical actions (`buy`, `sell`, `close`,
-    /// `close_long`, `close_short`, `cancel`); a value not listed is 422.
-    #[serde(default)]
-    pub action_values: BTreeMap<String, String>,
-    pub size: Option<String>,
-    /// The size's unit when it is fixed for the source.
-    pub size_unit: Option<String>,
-    /// Or a pointer to the vendor's unit field, with `size_unit_values`
-    /// mapping its values to units.
-    pub size_unit_from: Option<String>,
-    #[serde(default)]
-    pub size_unit_values: BTreeMap<String, String>,
-    pub currency: Option<String>,
-    pub price: Option<String>,
-    pub order_type: Option<String>,
-    pub stop_loss: Option<String>,
-    /// `price` (default), `percent`, `pips`, `points` or `quote`.
-    pub stop_loss_unit: Option<String>,
-    pub take_profit: Option<String>,
-    pub take_profit_unit: Option<String>,
-    pub leverage: Option<String>,
-    /// A pointer to the sender's own id, used as the idempotency key.
-    pub id: Option<String>,
-    pub time: Option<String>,
 }
 
 /// Where nonces and idempotency keys are kept.
@@ -354,134 +293,6 @@ pub struct StoreSettings {
     pub idempotency_capacity: u64,
 }
 
-/// How a source proves who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// `X-Signature: sha256=<hex>` over `timestamp.nonce.body`.
-    Custom,
-    /// A per-source token in the URL or the JSON `passphrase` field.
-    Tradingview,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Custom => "custom",
-            SourceKind::Tradingview => "tradingview",
-        }
-    }
-}
-
-/// How a custom source signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum CustomScheme {
-    /// `X-Signature: sha256=<hex>` over `X-Timestamp.X-Nonce.body`.
-    #[default]
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`,
-    /// `webhook-signature: v1,<base64>`, `whsec_` secrets.
-    #[serde(rename = "standard-webhooks")]
-    StandardWebhooks,
-}
-
-/// Standard Webhooks' default timestamp tolerance.
-pub const STANDARD_WEBHOOKS_TOLERANCE: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    kind: Option<SourceKind>,
-    /// Custom sources: the signing scheme.
-    scheme: Option<CustomScheme>,
-    /// Standard Webhooks: how far `webhook-timestamp` may be from now.
-    tolerance_sec: Option<u64>,
-    /// Custom sources: one secret, or several (`secrets`) during a rotation.
-    secret: Option<SecretString>,
-    #[serde(default)]
-    secrets: Vec<RawKey>,
-    /// TradingView sources: the token (alias `passphrase`).
-    #[serde(alias = "passphrase")]
-    token: Option<SecretString>,
-    rate_limit_rps: Option<u32>,
-    rate_limit_burst: Option<u32>,
-    /// Sender addresses or networks allowed for this source (CIDR).
-    allowed_ips: Option<Vec<String>>,
-    /// Cap on how long a request of this source waits for its acks.
-    ack_wait_ms: Option<u64>,
-    /// A client certificate required over HTTPS, beside the token or
-    /// signature (TradingView presents CN "TradingView Webhooks").
-    client_cert: Option<ClientCertRule>,
-    /// Lane under saturation: high, normal (default) or low.
-    priority: Option<Priority>,
-    /// Which adapter reads the payloads; `auto` picks by content.
-    format: Option<FormatChoice>,
-    /// A vendor format that is not built in, mapped field by field.
-    mapping: Option<MappingSettings>,
-    /// More body field names redacted as credentials, beside the defaults.
-    #[serde(default)]
-    redact_fields: Vec<String>,
-    /// How long a re-sent identical body (no id of its own) answers 409.
-    content_dedupe_sec: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKey {
-    id: String,
-    secret: SecretString,
-    /// RFC 3339; after it the key no longer verifies (end of a rotation).
-    not_after: Option<String>,
-}
-
-/// One HMAC key of a custom source.
-#[derive(Debug, Clone)]
-pub struct HmacKey {
-    pub id: String,
-    pub secret: SecretString,
-    /// After this instant the key is expired and verifies nothing.
-    pub not_after: Option<OffsetDateTime>,
-}
-
-impl HmacKey {
-    pub fn live_at(&self, now: OffsetDateTime) -> bool {
-        self.not_after.is_none_or(|t| now < t)
-    }
-}
-
-/// A source, validated and ready to serve.
-#[derive(Debug)]
-pub struct SourceConfig {
-    pub id: SourceId,
-    pub kind: SourceKind,
-    /// Custom sources: how requests are signed.
-    pub scheme: CustomScheme,
-    /// How far a signed timestamp may be from the gateway clock.
-    pub tolerance: Duration,
-    /// Custom sources: every live key (any one verifies).
-    pub keys: Vec<HmacKey>,
-    /// TradingView sources: the token.
-    pub token: Option<SecretString>,
-    pub rate_limit_rps: u32,
-    pub rate_limit_burst: u32,
-    pub allowed_ips: Option<Vec<IpNet>>,
-    pub ack_wait: Duration,
-    /// Requests must arrive over HTTPS with this client certificate.
-    pub client_cert: Option<ClientCertRule>,
-    pub priority: Priority,
-    /// Which adapter reads the payloads (`Auto`: by content).
-    pub format: FormatChoice,
-    pub mapping: Option<MappingSettings>,
-    /// The source's own credential field names, squashed (lower case, no
-    /// `_`, `-` or spaces), redacted beside the built-in ones.
-    pub redact_fields: Vec<String>,
-    /// How long a body without an id of its own is remembered to refuse a
-    /// re-send of the same request (409); keys the sender chose keep the
-    /// full idempotency TTL.
-    pub content_dedupe: Duration,
-}
-
 /// The validated settings the gateway runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -506,9 +317,6 @@ pub struct Settings {
     /// The `--config` file, read again on reload.
     pub config_file: Option<PathBuf>,
 }
-
-/// Every allowed source by name.
-pub type SourceMap = HashMap<SourceId, Arc<SourceConfig>>;
 
 impl Settings {
     /// Loads defaults, then `file`, then the process environment.
@@ -673,13 +481,22 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         }
     }
     let trusted_proxies = problems
-        .check(parse_nets(
-            "trusted_proxies (TRUSTED_PROXIES)",
-            &raw.trusted_proxies,
-        ))
+        .check(
+            parse_nets("trusted_proxies (TRUSTED_PROXIES)", &raw.trusted_proxies)
+                .map_err(ConfigError),
+        )
         .unwrap_or_default();
 
     let mut raw_sources = std::mem::take(&mut raw.sources);
+    let defaults = SourceDefaults {
+        hmac_secret: raw.api_key_hmac_secret.clone(),
+        tradingview_token: raw.tradingview_token.clone(),
+        rate_limit_rps: raw.rate_limit_rps,
+        rate_limit_burst: raw.rate_limit_burst,
+        replay_window_sec: raw.replay_window_sec,
+        idempotency_ttl_sec: raw.idempotency_ttl_sec,
+        ack_wait_ms: raw.nats.request_ack_wait_ms,
+    };
     let mut sources = HashMap::new();
     for name in &raw.allowed_sources {
         let Some(id) = SourceId::parse(name) else {
@@ -690,13 +507,7 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
             continue;
         };
         let file = raw_sources.remove(name).unwrap_or_default();
-        let source = build_source(
-            id.clone(),
-            file,
-            &raw.api_key_hmac_secret,
-            &raw.tradingview_token,
-            &raw,
-        );
+        let source = build_source(id.clone(), file, &defaults).map_err(ConfigError);
         if let Some(source) = problems.check(source) {
             sources.insert(id, Arc::new(source));
         }
@@ -768,318 +579,8 @@ fn tls_settings(raw: &RawTls) -> Result<Option<TlsSettings>, ConfigError> {
     }))
 }
 
-fn build_source(
-    id: SourceId,
-    file: RawSource,
-    default_secret: &Option<SecretString>,
-    default_token: &Option<SecretString>,
-    raw: &RawSettings,
-) -> Result<SourceConfig, ConfigError> {
-    let name = id.as_str().to_owned();
-    let kind = file.kind.unwrap_or(if name == "tradingview" {
-        SourceKind::Tradingview
-    } else {
-        SourceKind::Custom
-    });
-    let mut keys = Vec::new();
-    let mut token = None;
-    match kind {
-        SourceKind::Custom => {
-            if let Some(secret) = file.secret {
-                keys.push(HmacKey {
-                    id: "default".into(),
-                    secret,
-                    not_after: None,
-                });
-            }
-            for (i, key) in file.secrets.into_iter().enumerate() {
-                let not_after = match &key.not_after {
-                    None => None,
-                    Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-                        bad(format!(
-                            "sources.{name}.secrets[{i}].not_after: '{text}' is not an RFC 3339 time \
-                             like 2026-12-01T00:00:00Z"
-                        ))
-                    })?),
-                };
-                if keys.iter().any(|k| k.id == key.id) {
-                    return Err(bad(format!(
-                        "sources.{name}.secrets[{i}].id: '{}' is used twice",
-                        key.id
-                    )));
-                }
-                keys.push(HmacKey {
-                    id: key.id,
-                    secret: key.secret,
-                    not_after,
-                });
-            }
-            if keys.is_empty() {
-                if let Some(secret) = default_secret {
-                    keys.push(HmacKey {
-                        id: "default".into(),
-                        secret: secret.clone(),
-                        not_after: None,
-                    });
-                }
-            }
-            if keys.is_empty() {
-                return Err(bad(format!(
-                    "sources.{name}: a custom source needs a secret \
-                     (sources.{name}.secret, or API_KEY_HMAC_SECRET for all custom sources)"
-                )));
-            }
-            if file.scheme == Some(CustomScheme::StandardWebhooks) {
-                for key in &keys {
-                    let decoded = crate::auth::standard::key_bytes(key.secret.expose_secret());
-                    if decoded.is_none_or(|k| k.len() < 16) {
-                        return Err(bad(format!(
-                            "sources.{name}: secret '{}' must be a Standard Webhooks secret, \
-                             whsec_ followed by base64 of at least 16 bytes",
-                            key.id
-                        )));
-                    }
-                }
-            }
-            for key in &keys {
-                if key.secret.expose_secret().len() < 16 {
-                    return Err(bad(format!(
-                        "sources.{name}: secret '{}' is shorter than 16 bytes",
-                        key.id
-                    )));
-                }
-            }
-        }
-        SourceKind::Tradingview => {
-            let t = file
-                .token
-                .or_else(|| {
-                    (name == "tradingview")
-                        .then(|| default_token.clone())
-                        .flatten()
-                })
-                .ok_or_else(|| {
-                    bad(format!(
-                        "sources.{name}: a TradingView source needs a token \
-                         (sources.{name}.token, or TRADINGVIEW_TOKEN for the source 'tradingview')"
-                    ))
-                })?;
-            validate_token(&name, t.expose_secret())?;
-            token = Some(t);
-        }
-    }
-    let ack_wait = Duration::from_millis(file.ack_wait_ms.unwrap_or(match kind {
-        SourceKind::Tradingview => 2500,
-        SourceKind::Custom => raw.nats.request_ack_wait_ms,
-    }));
-    if kind == SourceKind::Tradingview && ack_wait >= TRADINGVIEW_MAX_ACK_WAIT {
-        return Err(bad(format!(
-            "sources.{name}.ack_wait_ms: {} ms is too long; TradingView gives up after 3 s, \
-             so keep it below {} ms",
-            ack_wait.as_millis(),
-            TRADINGVIEW_MAX_ACK_WAIT.as_millis()
-        )));
-    }
-    let allowed_ips = match file.allowed_ips {
-        Some(list) => Some(parse_nets(&format!("sources.{name}.allowed_ips"), &list)?),
-        None => None,
-    };
-    let rate_limit_rps = file.rate_limit_rps.unwrap_or(raw.rate_limit_rps);
-    positive(
-        &format!("sources.{name}.rate_limit_rps"),
-        rate_limit_rps.into(),
-    )?;
-    let scheme = file.scheme.unwrap_or_default();
-    let replay_window = Duration::from_secs(raw.replay_window_sec);
-    let tolerance = match scheme {
-        CustomScheme::StandardWebhooks => file
-            .tolerance_sec
-            .map(Duration::from_secs)
-            .unwrap_or(STANDARD_WEBHOOKS_TOLERANCE),
-        CustomScheme::HmacSha256 => replay_window,
-    };
-    // Nonces are remembered for twice the replay window; a wider tolerance
-    // would let a nonce be forgotten while its timestamp is still accepted.
-    if tolerance > replay_window {
-        return Err(bad(format!(
-            "sources.{name}.tolerance_sec: {} s is more than replay_window_sec ({} s)",
-            tolerance.as_secs(),
-            replay_window.as_secs()
-        )));
-    }
-    let content_dedupe = Duration::from_secs(
-        file.content_dedupe_sec
-            .unwrap_or(DEFAULT_CONTENT_DEDUPE_SEC.min(raw.idempotency_ttl_sec)),
-    );
-    if content_dedupe.as_secs() > raw.idempotency_ttl_sec {
-        return Err(bad(format!(
-            "sources.{name}.content_dedupe_sec: {} s is more than idempotency_ttl_sec ({} s)",
-            content_dedupe.as_secs(),
-            raw.idempotency_ttl_sec
-        )));
-    }
-    let format = file.format.unwrap_or_default();
-    if let Some(m) = &file.mapping {
-        validate_mapping(&name, m)?;
-        if format != FormatChoice::Auto {
-            return Err(bad(format!(
-                "sources.{name}: set either format or mapping, not both"
-            )));
-        }
-    }
-    let redact_fields = file
-        .redact_fields
-        .iter()
-        .map(|f| {
-            f.chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '_'))
-                .flat_map(char::to_lowercase)
-                .collect()
-        })
-        .collect();
-    Ok(SourceConfig {
-        id,
-        kind,
-        format,
-        mapping: file.mapping,
-        redact_fields,
-        content_dedupe,
-        scheme,
-        tolerance,
-        keys,
-        token,
-        rate_limit_rps,
-        rate_limit_burst: file.rate_limit_burst.unwrap_or(raw.rate_limit_burst).max(1),
-        allowed_ips,
-        ack_wait,
-        client_cert: file.client_cert,
-        priority: file.priority.unwrap_or_default(),
-    })
-}
-
 fn default_max_in_flight_messages() -> usize {
     8192
-}
-
-/// The default for `content_dedupe_sec`: TradingView re-sends a request
-/// answered 5xx up to three times, 5 s apart, after a 3 s timeout, so a
-/// minute covers every re-send of one alert while two alerts of the same
-/// text on two bars (a minute apart or more) stay two signals.
-pub const DEFAULT_CONTENT_DEDUPE_SEC: u64 = 60;
-
-/// Canonical actions a mapping may map to.
-const MAPPING_ACTIONS: &[&str] = &[
-    "buy",
-    "sell",
-    "close",
-    "close_long",
-    "close_short",
-    "cancel",
-];
-const SIZE_UNITS: &[&str] = &[
-    "units",
-    "contracts",
-    "lots",
-    "quote",
-    "margin",
-    "percent_of_equity",
-    "percent_of_balance",
-    "percent_of_position",
-    "percent_of_allocation",
-    "risk_percent",
-    "risk_quote",
-    "risk",
-];
-const LEVEL_UNITS: &[&str] = &["price", "percent", "pips", "points", "quote"];
-
-fn validate_mapping(name: &str, m: &MappingSettings) -> Result<(), ConfigError> {
-    let at = |field: &str| format!("sources.{name}.mapping.{field}");
-    let pointers = [
-        ("symbol", Some(&m.symbol)),
-        ("action", Some(&m.action)),
-        ("exchange", m.exchange.as_ref()),
-        ("size", m.size.as_ref()),
-        ("size_unit_from", m.size_unit_from.as_ref()),
-        ("currency", m.currency.as_ref()),
-        ("price", m.price.as_ref()),
-        ("order_type", m.order_type.as_ref()),
-        ("stop_loss", m.stop_loss.as_ref()),
-        ("take_profit", m.take_profit.as_ref()),
-        ("leverage", m.leverage.as_ref()),
-        ("id", m.id.as_ref()),
-        ("time", m.time.as_ref()),
-    ];
-    for (field, pointer) in pointers {
-        if let Some(p) = pointer {
-            if !p.starts_with('/') {
-                return Err(bad(format!(
-                    "{}: '{p}' must be a JSON pointer such as /order/symbol",
-                    at(field)
-                )));
-            }
-        }
-    }
-    for (vendor, action) in &m.action_values {
-        if !MAPPING_ACTIONS.contains(&action.as_str()) {
-            return Err(bad(format!(
-                "{}: '{vendor}' maps to '{action}', which is not one of {}",
-                at("action_values"),
-                MAPPING_ACTIONS.join(", ")
-            )));
-        }
-    }
-    let units = m.size_unit.iter().chain(m.size_unit_values.values());
-    for unit in units {
-        if !SIZE_UNITS.contains(&unit.as_str()) {
-            return Err(bad(format!(
-                "{}: '{unit}' is not one of {}",
-                at("size_unit"),
-                SIZE_UNITS.join(", ")
-            )));
-        }
-    }
-    if m.size.is_some() && m.size_unit.is_none() && m.size_unit_from.is_none() {
-        return Err(bad(format!(
-            "{}: a mapped size needs its unit (size_unit, or size_unit_from with size_unit_values)",
-            at("size")
-        )));
-    }
-    if m.size_unit.is_some() && m.size_unit_from.is_some() {
-        return Err(bad(format!(
-            "{}: set size_unit or size_unit_from, not both",
-            at("size_unit")
-        )));
-    }
-    for (field, unit) in [
-        ("stop_loss_unit", &m.stop_loss_unit),
-        ("take_profit_unit", &m.take_profit_unit),
-    ] {
-        if let Some(u) = unit {
-            if !LEVEL_UNITS.contains(&u.as_str()) {
-                return Err(bad(format!(
-                    "{}: '{u}' is not one of {}",
-                    at(field),
-                    LEVEL_UNITS.join(", ")
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Tokens travel in URLs and inside JSON strings; restricting them to URL-safe
-/// characters guarantees their bytes appear verbatim in the body, so they can
-/// be redacted before anything is published.
-fn validate_token(source: &str, token: &str) -> Result<(), ConfigError> {
-    let charset_ok = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-    if token.len() < 16 || token.len() > 256 || !charset_ok {
-        return Err(bad(format!(
-            "sources.{source}.token: must be 16-256 characters of A-Z a-z 0-9 - _ . ~"
-        )));
-    }
-    Ok(())
 }
 
 fn positive(name: &str, value: u64) -> Result<(), ConfigError> {
@@ -1087,21 +588,6 @@ fn positive(name: &str, value: u64) -> Result<(), ConfigError> {
         return Err(bad(format!("{name}: must be greater than 0")));
     }
     Ok(())
-}
-
-fn parse_nets(name: &str, items: &[String]) -> Result<Vec<IpNet>, ConfigError> {
-    items
-        .iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    bad(format!(
-                        "{name}: '{s}' is not an IP address or CIDR network"
-                    ))
-                })
-        })
-        .collect()
 }
 
 /// Accepts either a list or a comma-separated string (`ALLOWED_SOURCES=a,b`).
@@ -1126,6 +612,7 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::SourceKind;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

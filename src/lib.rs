@@ -25,6 +25,7 @@ pub mod normalize;
 pub mod publish;
 pub mod ratelimit;
 pub mod reload;
+pub mod sources;
 pub mod stage;
 pub mod telemetry;
 pub mod tls;

@@ -11,8 +11,8 @@ use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Bucket};
 
 use crate::auth::Authenticated;
-use crate::config::SourceConfig;
 use crate::error::GatewayError;
+use crate::sources::SourceConfig;
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 
 /// One source's token bucket. It lives in the source's entry of the live

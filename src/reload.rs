@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{ConfigError, Settings, SourceConfig, SourceMap};
+use crate::config::{ConfigError, Settings};
 use crate::ids::SourceId;
 use crate::ratelimit::SourceBucket;
+use crate::sources::{SourceConfig, SourceMap};
 use crate::telemetry::SourceMetrics;
 use crate::tls::CertStore;
 

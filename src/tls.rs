@@ -25,7 +25,8 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
-use crate::config::{ClientCertRule, TlsSettings};
+use crate::config::TlsSettings;
+use crate::sources::ClientCertRule;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -8,8 +8,8 @@
 //! the file compiles in both crates.
 
 use at_gateway::auth::{signature, standard};
-use at_gateway::config::{HmacKey, SourceKind};
 use at_gateway::normalize::{self, plaintext, Meta};
+use at_gateway::sources::{HmacKey, SourceKind};
 use secrecy::SecretString;
 use serde_json::Value;
 use time::OffsetDateTime;

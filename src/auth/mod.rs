@@ -19,9 +19,9 @@ use actix::prelude::*;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::config::{CustomScheme, SourceConfig, SourceKind};
 use crate::error::{Code, GatewayError};
 use crate::ids::is_token;
+use crate::sources::{CustomScheme, SourceConfig, SourceKind};
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::{metrics, SourceMetrics};
 use crate::tls::ConnectionTls;

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use crate::config::HmacKey;
+use crate::sources::HmacKey;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 

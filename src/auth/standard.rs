@@ -17,10 +17,7 @@ use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
 use super::signature::{dotted_mac, HmacSha256};
-use crate::config::HmacKey;
-
-/// Prefix of a Standard Webhooks secret.
-pub const SECRET_PREFIX: &str = "whsec_";
+use crate::sources::HmacKey;
 
 /// Most signatures read from one header (a sender lists one per live key).
 const MAX_SIGNATURES: usize = 16;
@@ -35,16 +32,9 @@ pub enum StandardError {
     Expired(String),
 }
 
-/// The HMAC key of a `whsec_…` secret (the prefix is optional, padding too,
-/// as in the reference libraries).
-pub fn key_bytes(secret: &str) -> Option<Vec<u8>> {
-    let b64 = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
-    let b64 = b64.trim_end_matches('=');
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(b64)
-        .ok()
-        .filter(|k| !k.is_empty())
-}
+/// The HMAC key of a `whsec_…` secret (the source model decodes it; the
+/// configuration checks it with the same function at start-up).
+pub use crate::sources::whsec_key_bytes as key_bytes;
 
 fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
     dotted_mac(key, id, timestamp, body)

@@ -26,11 +26,12 @@ use time::OffsetDateTime;
 
 use super::CliError;
 use crate::claims::jetstream::{ensure_bucket, BucketSpec};
-use crate::config::{NormalizedSchema, Settings, SourceKind};
+use crate::config::{NormalizedSchema, Settings};
 use crate::normalize::signal::DeadLetter;
 use crate::normalize::{self, Meta};
 use crate::publish::connection;
 use crate::publish::envelope::{self, Role};
+use crate::sources::SourceKind;
 
 /// A record of `signals.dlq` and where it sits in the stream.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::{shell_quote, CliError};
 use crate::auth::{signature, standard};
-use crate::config::{CustomScheme, HmacKey, Settings, SourceKind};
+use crate::config::Settings;
+use crate::sources::{CustomScheme, HmacKey, SourceKind};
 
 /// What to sign and for where.
 pub struct SignRequest {

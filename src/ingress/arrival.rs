@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Extensions, Service, ServiceRequest, ServiceResponse};
 use actix_web::{HttpMessage, HttpRequest};
 
-use crate::config::{SourceConfig, SourceKind};
 use crate::lanes::Priority;
+use crate::sources::{SourceConfig, SourceKind};
 
 /// Stored on each connection when it is accepted.
 pub struct ConnectedAt {

@@ -20,11 +20,12 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::auth::Credentials;
-use crate::config::{Settings, SourceConfig, SourceKind};
+use crate::config::Settings;
 use crate::error::{Code, GatewayError};
 use crate::ids::{CorrId, SourceId};
 use crate::publish::connection::NatsHealth;
 use crate::reload::{LiveSources, SourceEntry};
+use crate::sources::{SourceConfig, SourceKind};
 use crate::telemetry::{metrics, render_metrics, SourceMetrics, UNKNOWN_SOURCE};
 use reception::{Receive, Reception};
 

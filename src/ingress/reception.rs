@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Authenticate, Authenticated, Authenticator, Credentials};
 use crate::claims::batch::BatchClaim;
-use crate::config::{NatsSettings, NormalizedSchema, SourceConfig};
+use crate::config::{NatsSettings, NormalizedSchema};
 use crate::error::{Code, GatewayError};
 use crate::idempotency::{self, IdempotencyKey, IdempotencyStore, Record};
 use crate::ids::{CorrId, EventId};
@@ -32,6 +32,7 @@ use crate::normalize::{fields::rfc3339, Meta, Normalize, Normalizer};
 use crate::publish::envelope::{self, Role};
 use crate::publish::{Outbound, Publish, Publisher, Undelivered};
 use crate::ratelimit::{Admit, Admitted, RateLimiter, SourceBucket};
+use crate::sources::SourceConfig;
 use crate::stage::{self, Traced, MAILBOX_CAPACITY};
 use crate::telemetry::SourceMetrics;
 use tracing::Instrument;

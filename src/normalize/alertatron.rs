@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// `Name(SYMBOL) {` … `}`.
 fn split(text: &str) -> Option<(&str, &str, &str)> {

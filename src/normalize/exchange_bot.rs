@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::fields::text;
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 const SIDES: &[(&str, &str)] = &[
     ("openlong", "buy"),
@@ -140,8 +140,8 @@ mod tests {
     //! Templates written from the description of these bots (their
     //! documentation was not reachable from here), not copied from it.
 
-    use crate::config::SourceKind;
     use crate::normalize::{read as normalize, Meta, Options};
+    use crate::sources::SourceKind;
     use bytes::Bytes;
 
     fn signal(body: &str) -> serde_json::Value {

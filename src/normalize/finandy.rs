@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::fields::text;
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// `name`, `secret` and `side`, Finandy's three fields.
 pub fn detect(input: &Input) -> bool {

@@ -12,7 +12,7 @@ use super::{
     alertatron, autoview, exchange_bot, finandy, mapping, metaapi, octobot, okx, pickmytrade,
     pineconnector, plaintext, template, threecommas, traderspost, tradingconnector, wundertrading,
 };
-use crate::config::{FormatChoice, MappingSettings, SourceKind};
+use crate::sources::{FormatChoice, MappingSettings, SourceKind};
 
 /// A body as an adapter receives it: parsed JSON, or UTF-8 text.
 pub enum Input {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::fields::{self, text};
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// Removes and returns the value at `pointer`.
 fn take(doc: &mut Value, pointer: &str) -> Option<Value> {

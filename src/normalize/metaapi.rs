@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 const TYPES: &[(&str, &str, &str)] = &[
     ("POSITION_TYPE_BUY", "buy", "market"),

@@ -39,8 +39,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-use crate::config::{FormatChoice, MappingSettings, SourceConfig, SourceKind};
 use crate::error::GatewayError;
+use crate::sources::{FormatChoice, MappingSettings, SourceConfig, SourceKind};
 use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
 use fields::Sign;
 use formats::Input;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 fn params(text: &str) -> Option<Vec<(String, String)>> {
     text.replace("\\n", "\n")

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::fields::{self, text};
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 const ACTIONS: &[(&str, &str)] = &[
     ("ENTER_LONG", "buy"),

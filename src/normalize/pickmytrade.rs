@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::fields::text;
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// `data` as the action, beside keys only PickMyTrade uses.
 pub fn detect(input: &Input) -> bool {

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 fn parts(text: &str) -> Vec<&str> {
     text.trim().split(',').map(str::trim).collect()

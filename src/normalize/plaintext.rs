@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::fields;
 use super::formats::{Input, Read};
 use super::template;
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// The generic plain-text adapter: one of the forms above, read as a
 /// template; otherwise 422 with the reason (and the JSON parse error when

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::formats::{Input, Read};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// `format = "canonical"`: a JSON object with an `instrument` object.
 pub fn is_canonical_input(input: &Input) -> bool {

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::fields::{self, text};
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 fn is_dca_object(o: &Map<String, Value>) -> bool {
     o.get("message_type").and_then(Value::as_str) == Some("bot")

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::fields::text;
 use super::formats::{Input, Read};
 use super::template::{object, Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 /// Keys only TradersPost uses, beside `ticker` and `action`.
 const MARKERS: &[&str] = &[

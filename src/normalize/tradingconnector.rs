@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 const COMMANDS: &[&str] = &[
     "long",

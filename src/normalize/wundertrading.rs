@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use super::fields::text;
 use super::formats::{Input, Read};
 use super::template::{Field, Fields};
-use crate::config::MappingSettings;
+use crate::sources::MappingSettings;
 
 const ACTIONS: &[(&str, &str)] = &[
     ("ENTER-LONG", "buy"),

@@ -13,11 +13,11 @@
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::Outbound;
-use crate::config::NatsSettings;
+use crate::config::{EventFormat, NatsSettings};
 use crate::normalize::Meta;
 
 /// Headers on every published message (besides `Nats-Msg-Id`).
@@ -28,21 +28,6 @@ pub const HEADER_SCHEMA: &str = "X-Schema-Version";
 
 /// Content type of a structured-mode CloudEvent.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
-
-/// How messages of one subject are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum EventFormat {
-    /// The JSON document alone (the schemas in `schemas/`).
-    #[default]
-    #[serde(rename = "plain")]
-    Plain,
-    /// A CloudEvents JSON document whose `data` is the document.
-    #[serde(rename = "cloudevents-structured")]
-    CloudEventsStructured,
-    /// The document as payload, CloudEvents attributes in `ce-` headers.
-    #[serde(rename = "cloudevents-binary")]
-    CloudEventsBinary,
-}
 
 /// The three subjects, each with its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,18 +61,6 @@ impl Role {
             Role::Dlq => nats.formats.dlq,
         }
     }
-}
-
-/// Event format per subject (`[nats.formats]`).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubjectFormats {
-    #[serde(default)]
-    pub raw: EventFormat,
-    #[serde(default)]
-    pub normalized: EventFormat,
-    #[serde(default)]
-    pub dlq: EventFormat,
 }
 
 /// Builds the message of `role` for a signal: `document` is its JSON, of

@@ -1,0 +1,397 @@
+//! Building a source from its configuration section: defaults filled in,
+//! keys and tokens checked, every bad value named by its setting.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::IpAddr;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::*;
+
+/// What a source takes from the gateway-wide settings when its own section
+/// does not say.
+pub struct SourceDefaults {
+    /// `API_KEY_HMAC_SECRET`: the key of every custom source without one.
+    pub hmac_secret: Option<SecretString>,
+    /// `TRADINGVIEW_TOKEN`: the token of the source named `tradingview`.
+    pub tradingview_token: Option<SecretString>,
+    pub rate_limit_rps: u32,
+    pub rate_limit_burst: u32,
+    pub replay_window_sec: u64,
+    pub idempotency_ttl_sec: u64,
+    /// A custom source's acknowledgement cap (`nats.request_ack_wait_ms`).
+    pub ack_wait_ms: u64,
+}
+
+/// One `[sources.<name>]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    kind: Option<SourceKind>,
+    /// Custom sources: the signing scheme.
+    scheme: Option<CustomScheme>,
+    /// Standard Webhooks: how far `webhook-timestamp` may be from now.
+    tolerance_sec: Option<u64>,
+    /// Custom sources: one secret, or several (`secrets`) during a rotation.
+    secret: Option<SecretString>,
+    #[serde(default)]
+    secrets: Vec<RawKey>,
+    /// TradingView sources: the token (alias `passphrase`).
+    #[serde(alias = "passphrase")]
+    token: Option<SecretString>,
+    rate_limit_rps: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    /// Sender addresses or networks allowed for this source (CIDR).
+    allowed_ips: Option<Vec<String>>,
+    /// Cap on how long a request of this source waits for its acks.
+    ack_wait_ms: Option<u64>,
+    /// A client certificate required over HTTPS, beside the token or
+    /// signature (TradingView presents CN "TradingView Webhooks").
+    client_cert: Option<ClientCertRule>,
+    /// Lane under saturation: high, normal (default) or low.
+    priority: Option<Priority>,
+    /// Which adapter reads the payloads; `auto` picks by content.
+    format: Option<FormatChoice>,
+    /// A vendor format that is not built in, mapped field by field.
+    mapping: Option<MappingSettings>,
+    /// More body field names redacted as credentials, beside the defaults.
+    #[serde(default)]
+    redact_fields: Vec<String>,
+    /// How long a re-sent identical body (no id of its own) answers 409.
+    content_dedupe_sec: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: String,
+    secret: SecretString,
+    /// RFC 3339; after it the key no longer verifies (end of a rotation).
+    not_after: Option<String>,
+}
+
+/// Builds and validates one allowed source from its section (empty when the
+/// source has none) and the gateway-wide defaults; the error names the
+/// setting at fault.
+pub fn build_source(
+    id: SourceId,
+    file: SourceSection,
+    defaults: &SourceDefaults,
+) -> Result<SourceConfig, String> {
+    let name = id.as_str().to_owned();
+    let kind = file.kind.unwrap_or(if name == "tradingview" {
+        SourceKind::Tradingview
+    } else {
+        SourceKind::Custom
+    });
+    let mut keys = Vec::new();
+    let mut token = None;
+    match kind {
+        SourceKind::Custom => {
+            if let Some(secret) = file.secret {
+                keys.push(HmacKey {
+                    id: "default".into(),
+                    secret,
+                    not_after: None,
+                });
+            }
+            for (i, key) in file.secrets.into_iter().enumerate() {
+                let not_after = match &key.not_after {
+                    None => None,
+                    Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+                        format!(
+                            "sources.{name}.secrets[{i}].not_after: '{text}' is not an RFC 3339 time \
+                             like 2026-12-01T00:00:00Z"
+                        )
+                    })?),
+                };
+                if keys.iter().any(|k| k.id == key.id) {
+                    return Err(format!(
+                        "sources.{name}.secrets[{i}].id: '{}' is used twice",
+                        key.id
+                    ));
+                }
+                keys.push(HmacKey {
+                    id: key.id,
+                    secret: key.secret,
+                    not_after,
+                });
+            }
+            if keys.is_empty() {
+                if let Some(secret) = &defaults.hmac_secret {
+                    keys.push(HmacKey {
+                        id: "default".into(),
+                        secret: secret.clone(),
+                        not_after: None,
+                    });
+                }
+            }
+            if keys.is_empty() {
+                return Err(format!(
+                    "sources.{name}: a custom source needs a secret \
+                     (sources.{name}.secret, or API_KEY_HMAC_SECRET for all custom sources)"
+                ));
+            }
+            if file.scheme == Some(CustomScheme::StandardWebhooks) {
+                for key in &keys {
+                    let decoded = super::whsec_key_bytes(key.secret.expose_secret());
+                    if decoded.is_none_or(|k| k.len() < 16) {
+                        return Err(format!(
+                            "sources.{name}: secret '{}' must be a Standard Webhooks secret, \
+                             whsec_ followed by base64 of at least 16 bytes",
+                            key.id
+                        ));
+                    }
+                }
+            }
+            for key in &keys {
+                if key.secret.expose_secret().len() < 16 {
+                    return Err(format!(
+                        "sources.{name}: secret '{}' is shorter than 16 bytes",
+                        key.id
+                    ));
+                }
+            }
+        }
+        SourceKind::Tradingview => {
+            let t = file
+                .token
+                .or_else(|| {
+                    (name == "tradingview")
+                        .then(|| defaults.tradingview_token.clone())
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "sources.{name}: a TradingView source needs a token \
+                         (sources.{name}.token, or TRADINGVIEW_TOKEN for the source 'tradingview')"
+                    )
+                })?;
+            validate_token(&name, t.expose_secret())?;
+            token = Some(t);
+        }
+    }
+    let ack_wait = Duration::from_millis(file.ack_wait_ms.unwrap_or(match kind {
+        SourceKind::Tradingview => 2500,
+        SourceKind::Custom => defaults.ack_wait_ms,
+    }));
+    if kind == SourceKind::Tradingview && ack_wait >= TRADINGVIEW_MAX_ACK_WAIT {
+        return Err(format!(
+            "sources.{name}.ack_wait_ms: {} ms is too long; TradingView gives up after 3 s, \
+             so keep it below {} ms",
+            ack_wait.as_millis(),
+            TRADINGVIEW_MAX_ACK_WAIT.as_millis()
+        ));
+    }
+    let allowed_ips = match file.allowed_ips {
+        Some(list) => Some(parse_nets(&format!("sources.{name}.allowed_ips"), &list)?),
+        None => None,
+    };
+    let rate_limit_rps = file.rate_limit_rps.unwrap_or(defaults.rate_limit_rps);
+    if rate_limit_rps == 0 {
+        return Err(format!(
+            "sources.{name}.rate_limit_rps: must be greater than 0"
+        ));
+    }
+    let scheme = file.scheme.unwrap_or_default();
+    let replay_window = Duration::from_secs(defaults.replay_window_sec);
+    let tolerance = match scheme {
+        CustomScheme::StandardWebhooks => file
+            .tolerance_sec
+            .map(Duration::from_secs)
+            .unwrap_or(STANDARD_WEBHOOKS_TOLERANCE),
+        CustomScheme::HmacSha256 => replay_window,
+    };
+    // Nonces are remembered for twice the replay window; a wider tolerance
+    // would let a nonce be forgotten while its timestamp is still accepted.
+    if tolerance > replay_window {
+        return Err(format!(
+            "sources.{name}.tolerance_sec: {} s is more than replay_window_sec ({} s)",
+            tolerance.as_secs(),
+            replay_window.as_secs()
+        ));
+    }
+    let content_dedupe = Duration::from_secs(
+        file.content_dedupe_sec
+            .unwrap_or(DEFAULT_CONTENT_DEDUPE_SEC.min(defaults.idempotency_ttl_sec)),
+    );
+    if content_dedupe.as_secs() > defaults.idempotency_ttl_sec {
+        return Err(format!(
+            "sources.{name}.content_dedupe_sec: {} s is more than idempotency_ttl_sec ({} s)",
+            content_dedupe.as_secs(),
+            defaults.idempotency_ttl_sec
+        ));
+    }
+    let format = file.format.unwrap_or_default();
+    if let Some(m) = &file.mapping {
+        validate_mapping(&name, m)?;
+        if format != FormatChoice::Auto {
+            return Err(format!(
+                "sources.{name}: set either format or mapping, not both"
+            ));
+        }
+    }
+    let redact_fields = file
+        .redact_fields
+        .iter()
+        .map(|f| {
+            f.chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '_'))
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .collect();
+    Ok(SourceConfig {
+        id,
+        kind,
+        format,
+        mapping: file.mapping,
+        redact_fields,
+        content_dedupe,
+        scheme,
+        tolerance,
+        keys,
+        token,
+        rate_limit_rps,
+        rate_limit_burst: file
+            .rate_limit_burst
+            .unwrap_or(defaults.rate_limit_burst)
+            .max(1),
+        allowed_ips,
+        ack_wait,
+        client_cert: file.client_cert,
+        priority: file.priority.unwrap_or_default(),
+    })
+}
+
+/// Canonical actions a mapping may map to.
+const MAPPING_ACTIONS: &[&str] = &[
+    "buy",
+    "sell",
+    "close",
+    "close_long",
+    "close_short",
+    "cancel",
+];
+
+const SIZE_UNITS: &[&str] = &[
+    "units",
+    "contracts",
+    "lots",
+    "quote",
+    "margin",
+    "percent_of_equity",
+    "percent_of_balance",
+    "percent_of_position",
+    "percent_of_allocation",
+    "risk_percent",
+    "risk_quote",
+    "risk",
+];
+
+const LEVEL_UNITS: &[&str] = &["price", "percent", "pips", "points", "quote"];
+
+fn validate_mapping(name: &str, m: &MappingSettings) -> Result<(), String> {
+    let at = |field: &str| format!("sources.{name}.mapping.{field}");
+    let pointers = [
+        ("symbol", Some(&m.symbol)),
+        ("action", Some(&m.action)),
+        ("exchange", m.exchange.as_ref()),
+        ("size", m.size.as_ref()),
+        ("size_unit_from", m.size_unit_from.as_ref()),
+        ("currency", m.currency.as_ref()),
+        ("price", m.price.as_ref()),
+        ("order_type", m.order_type.as_ref()),
+        ("stop_loss", m.stop_loss.as_ref()),
+        ("take_profit", m.take_profit.as_ref()),
+        ("leverage", m.leverage.as_ref()),
+        ("id", m.id.as_ref()),
+        ("time", m.time.as_ref()),
+    ];
+    for (field, pointer) in pointers {
+        if let Some(p) = pointer {
+            if !p.starts_with('/') {
+                return Err(format!(
+                    "{}: '{p}' must be a JSON pointer such as /order/symbol",
+                    at(field)
+                ));
+            }
+        }
+    }
+    for (vendor, action) in &m.action_values {
+        if !MAPPING_ACTIONS.contains(&action.as_str()) {
+            return Err(format!(
+                "{}: '{vendor}' maps to '{action}', which is not one of {}",
+                at("action_values"),
+                MAPPING_ACTIONS.join(", ")
+            ));
+        }
+    }
+    let units = m.size_unit.iter().chain(m.size_unit_values.values());
+    for unit in units {
+        if !SIZE_UNITS.contains(&unit.as_str()) {
+            return Err(format!(
+                "{}: '{unit}' is not one of {}",
+                at("size_unit"),
+                SIZE_UNITS.join(", ")
+            ));
+        }
+    }
+    if m.size.is_some() && m.size_unit.is_none() && m.size_unit_from.is_none() {
+        return Err(format!(
+            "{}: a mapped size needs its unit (size_unit, or size_unit_from with size_unit_values)",
+            at("size")
+        ));
+    }
+    if m.size_unit.is_some() && m.size_unit_from.is_some() {
+        return Err(format!(
+            "{}: set size_unit or size_unit_from, not both",
+            at("size_unit")
+        ));
+    }
+    for (field, unit) in [
+        ("stop_loss_unit", &m.stop_loss_unit),
+        ("take_profit_unit", &m.take_profit_unit),
+    ] {
+        if let Some(u) = unit {
+            if !LEVEL_UNITS.contains(&u.as_str()) {
+                return Err(format!(
+                    "{}: '{u}' is not one of {}",
+                    at(field),
+                    LEVEL_UNITS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tokens travel in URLs and inside JSON strings; restricting them to URL-safe
+/// characters guarantees their bytes appear verbatim in the body, so they can
+/// be redacted before anything is published.
+fn validate_token(source: &str, token: &str) -> Result<(), String> {
+    let charset_ok = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if token.len() < 16 || token.len() > 256 || !charset_ok {
+        return Err(format!(
+            "sources.{source}.token: must be 16-256 characters of A-Z a-z 0-9 - _ . ~"
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_nets(name: &str, items: &[String]) -> Result<Vec<IpNet>, String> {
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{name}: '{s}' is not an IP address or CIDR network"))
+        })
+        .collect()
+}
