@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Bucket};
 use crate::auth::Authenticated;
 use crate::error::GatewayError;
 use crate::sources::SourceConfig;
-use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced};
 
 /// One source's token bucket. It lives in the source's entry of the live
 /// source table (`reload::SourceEntry`), so a request always finds the
@@ -63,22 +63,21 @@ impl SourceBucket {
 #[rtype(result = "Result<Admitted, GatewayError>")]
 pub struct Admit(pub Authenticated, pub Arc<SourceBucket>);
 
-/// Message out: a request within its source's rate.
-pub struct Admitted(pub Authenticated);
+/// Message out: a request within its source's rate. Only the rate limiter
+/// makes one (the field is private).
+pub struct Admitted(Authenticated);
+
+impl Admitted {
+    pub fn into_inner(self) -> Authenticated {
+        self.0
+    }
+}
 
 /// One rate limiter per HTTP worker; the buckets are shared, each in its
 /// source's entry of the live table.
 pub struct RateLimiter;
 
-impl Actor for RateLimiter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-    }
-}
-
-impl Supervised for RateLimiter {}
+crate::stage::stage_actor!(RateLimiter);
 
 impl Handler<Traced<Admit>> for RateLimiter {
     type Result = Result<Admitted, GatewayError>;

@@ -40,6 +40,25 @@ pub const STAGE_TIMEOUT: Duration = Duration::from_millis(500);
 /// for room, within their bound.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
+/// Makes a type a stage actor: its mailbox holds [`MAILBOX_CAPACITY`]
+/// messages (a full mailbox makes `send` wait, within the request's bound)
+/// and a `Supervisor` restarts it after a panic. Every stage is set up so,
+/// with this one line beside its type.
+macro_rules! stage_actor {
+    ($actor:ty) => {
+        impl ::actix::Actor for $actor {
+            type Context = ::actix::Context<Self>;
+
+            fn started(&mut self, ctx: &mut Self::Context) {
+                ctx.set_mailbox_capacity($crate::stage::MAILBOX_CAPACITY);
+            }
+        }
+
+        impl ::actix::Supervised for $actor {}
+    };
+}
+pub(crate) use stage_actor;
+
 /// A stage message with the span of the request it serves. The handler
 /// enters the span (and instruments any future it returns or spawns with it).
 pub struct Traced<M>(pub M, pub tracing::Span);

@@ -8,7 +8,9 @@
 //! the file compiles in both crates.
 
 use at_gateway::auth::{signature, standard};
-use at_gateway::normalize::{self, plaintext, Meta};
+use at_gateway::config::NormalizedSchema;
+use at_gateway::normalize::{self, plaintext};
+use at_gateway::records::{DeadLetter, Meta, RawEnvelope};
 use at_gateway::sources::{HmacKey, SourceKind};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -129,10 +131,13 @@ pub fn plaintext(data: &[u8]) {
     }
 }
 
-/// The normalizer (src/normalize/): any body, read as the reception reads
-/// it (JSON when it parses, text otherwise), for both source kinds. Never
-/// panics; a signal it builds has the documented invariants and
-/// serializes; a refusal always says why.
+/// The normalizer (src/normalize/) and the records built from its answer
+/// (src/records/, the builders the live path uses): any body, read as the
+/// pipeline reads it (JSON when it parses, text otherwise), for both source
+/// kinds. Never panics; the raw envelope gives back the body's exact bytes;
+/// a signal it builds has the documented invariants and serializes in both
+/// schema versions; a refusal always says why and its dead letter
+/// serializes.
 pub fn normalize(data: &[u8]) {
     // The one body reader of the live path (a byte-order mark allowed).
     let json: Option<Value> = normalize::parse_json(data);
@@ -144,8 +149,17 @@ pub fn normalize(data: &[u8]) {
             source_kind: kind,
             received_at: "2026-11-22T14:30:00.123Z".into(),
         };
+        let raw = RawEnvelope::new(&meta, "hmac-sha256", None, "key".into(), None, data);
+        assert_eq!(
+            raw.body_bytes().expect("an envelope decodes its own body"),
+            data,
+            "the raw envelope must keep the body's exact bytes"
+        );
         match normalize::normalize(&meta, data, json.clone()) {
             Ok(signal) => {
+                for version in [NormalizedSchema::V1, NormalizedSchema::V2] {
+                    signal.document(version).expect("a signal serializes");
+                }
                 let sym = &signal.instrument.symbol;
                 assert!(
                     !sym.is_empty()
@@ -182,7 +196,11 @@ pub fn normalize(data: &[u8]) {
                     );
                 }
             }
-            Err(reasons) => assert!(!reasons.is_empty(), "a refusal without a reason"),
+            Err(reasons) => {
+                assert!(!reasons.is_empty(), "a refusal without a reason");
+                let letter = DeadLetter::new(&meta, reasons, "signals.raw", "key:raw".into());
+                serde_json::to_vec(&letter).expect("a dead letter serializes");
+            }
         }
     }
 }

@@ -22,12 +22,13 @@ use serde_json::Value;
 use crate::error::{Code, GatewayError};
 use crate::ids::is_token;
 use crate::sources::{CustomScheme, SourceConfig, SourceKind};
-use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced};
 use crate::telemetry::{metrics, SourceMetrics};
 use crate::tls::ConnectionTls;
 use actix_web::http::StatusCode;
 use failures::FailureLimiter;
-use replay::{NonceClaim, ReplayStore};
+pub use replay::NonceClaim;
+use replay::ReplayStore;
 use tracing::Instrument;
 
 /// Longest nonce accepted (visible ASCII).
@@ -79,9 +80,16 @@ impl Scheme {
     }
 }
 
-/// Message out: a request whose sender is proven.
+/// Message out: a request whose sender is proven. Only this module can
+/// make one (its fields are private); the pipeline takes it apart with
+/// [`Authenticated::into_parts`] once the rate limiter has admitted it.
 pub struct Authenticated {
-    pub source: Arc<SourceConfig>,
+    source: Arc<SourceConfig>,
+    proven: Proven,
+}
+
+/// What a proven request carries on through the pipeline.
+pub struct Proven {
     pub scheme: Scheme,
     /// Which key verified (custom sources), for logs and rotation metrics.
     pub key_id: Option<String>,
@@ -94,11 +102,19 @@ pub struct Authenticated {
     /// The sender's own message id (Standard Webhooks' `webhook-id`), the
     /// default idempotency key.
     pub sender_id: Option<String>,
-    _seal: Seal,
 }
 
-/// Only this module can make a `Seal`, so only it can make an [`Authenticated`].
-struct Seal;
+impl Authenticated {
+    /// The source the sender proved itself as.
+    pub fn source(&self) -> &Arc<SourceConfig> {
+        &self.source
+    }
+
+    /// What the request carries on.
+    pub fn into_parts(self) -> Proven {
+        self.proven
+    }
+}
 
 /// One authenticator per HTTP worker; its replay store reaches the shared
 /// nonce claims through this worker's own NATS connection.
@@ -118,15 +134,7 @@ impl Authenticator {
     }
 }
 
-impl Actor for Authenticator {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-    }
-}
-
-impl Supervised for Authenticator {}
+crate::stage::stage_actor!(Authenticator);
 
 impl Handler<Traced<Authenticate>> for Authenticator {
     type Result = ResponseFuture<Result<Authenticated, GatewayError>>;
@@ -161,7 +169,7 @@ impl Handler<Traced<Authenticate>> for Authenticator {
             async move {
                 let (mut auth, nonce) = checked?;
                 if let Some(nonce) = nonce {
-                    auth.nonce = Some(replay.claim(&auth.source.id, &nonce).await?);
+                    auth.proven.nonce = Some(replay.claim(&auth.source.id, &nonce).await?);
                 }
                 Ok(auth)
             }
@@ -199,16 +207,17 @@ fn verify(
             Ok((
                 Authenticated {
                     source,
-                    scheme,
-                    key_id,
-                    body,
-                    json,
-                    sender_id: match scheme {
-                        Scheme::StandardWebhooks => nonce.clone(),
-                        _ => None,
+                    proven: Proven {
+                        scheme,
+                        key_id,
+                        body,
+                        json,
+                        sender_id: match scheme {
+                            Scheme::StandardWebhooks => nonce.clone(),
+                            _ => None,
+                        },
+                        nonce: None,
                     },
-                    nonce: None,
-                    _seal: Seal,
                 },
                 nonce,
             ))

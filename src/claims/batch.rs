@@ -25,7 +25,6 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::ids::SourceId;
-use crate::publish::Outbound;
 
 /// The claim subjects' common prefix.
 pub const PREFIX: &str = "at-gateway.claims";
@@ -56,10 +55,11 @@ impl BatchClaim {
         }
     }
 
-    /// The claim's message: stored only while its subject holds none.
-    /// `record`: what a later request refused by it is told (the event id,
-    /// the body hash), and how a retry of this request recognises its own.
-    pub fn message(&self, record: Bytes) -> Outbound {
+    /// The claim message's headers: it is stored only while its subject
+    /// holds none, and counts for its TTL. The message itself (with the
+    /// record a later request refused by it is told) is built with the
+    /// other records of the batch (`records::claim`).
+    pub fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
         // Rounded up: a claim must never count for less than asked.
@@ -68,12 +68,7 @@ impl BatchClaim {
             async_nats::header::NATS_MESSAGE_TTL,
             format!("{secs}s").as_str(),
         );
-        Outbound {
-            subject: self.subject.clone(),
-            msg_id: String::new(),
-            headers,
-            payload: record,
-        }
+        headers
     }
 }
 
@@ -116,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_message_expects_an_empty_subject_and_counts_at_least_its_ttl() {
+    fn a_claim_expects_an_empty_subject_and_counts_at_least_its_ttl() {
         let source = SourceId::parse("alpha").unwrap();
         let claim = BatchClaim::new(
             "nonce",
@@ -124,8 +119,8 @@ mod tests {
             "alpha\nn1",
             Duration::from_millis(600_500),
         );
-        let m = claim.message(Bytes::from_static(b"{}"));
-        let header = |name: &str| m.headers.get(name).map(|v| v.as_str().to_owned());
+        let headers = claim.headers();
+        let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
         assert_eq!(
             header("Nats-Expected-Last-Subject-Sequence").as_deref(),
             Some("0")

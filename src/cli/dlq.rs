@@ -17,21 +17,18 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{self, kv, Context};
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::CliError;
 use crate::claims::jetstream::{ensure_bucket, BucketSpec};
-use crate::config::{NormalizedSchema, Settings};
-use crate::normalize::signal::DeadLetter;
-use crate::normalize::{self, Meta};
+use crate::config::Settings;
+use crate::normalize;
+use crate::normalize::signal::NormalizedSignal;
 use crate::publish::connection;
-use crate::publish::envelope::{self, Role};
-use crate::sources::SourceKind;
+use crate::records::{self, DeadLetter, Meta, RawEnvelope, Role};
 
 /// A record of `signals.dlq` and where it sits in the stream.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -39,18 +36,6 @@ pub struct DeadRecord {
     pub seq: u64,
     #[serde(flatten)]
     pub letter: DeadLetter,
-}
-
-/// The fields of a raw envelope (`signal.raw.v1`) a replay needs.
-#[derive(Debug, Deserialize)]
-struct RawEvent {
-    event_id: String,
-    corr_id: String,
-    source: String,
-    source_kind: String,
-    received_at: String,
-    body_encoding: String,
-    body: String,
 }
 
 /// What became of one record.
@@ -193,7 +178,7 @@ async fn replay_one(
     let Some(raw) = find_raw(js, settings, record).await? else {
         return Ok(Outcome::RawMissing);
     };
-    let meta = meta_of(&raw);
+    let meta = raw.meta();
     let signal = match renormalize(settings, &raw, &meta) {
         Ok(signal) => signal,
         Err(reasons) => return Ok(Outcome::StillInvalid(reasons)),
@@ -216,16 +201,10 @@ async fn replay_one(
         // Pending: an earlier run stopped between mark and ack; publish
         // again under the same Nats-Msg-Id.
     }
-    let (schema, document) = match settings.nats.normalized_schema {
-        NormalizedSchema::V2 => (signal.schema, serde_json::to_vec(&signal)),
-        NormalizedSchema::V1 => {
-            let v1 = signal.to_v1();
-            (v1.schema, serde_json::to_vec(&v1))
-        }
-    };
-    let message = document
-        .and_then(|document| {
-            envelope::outbound(
+    let message = signal
+        .document(settings.nats.normalized_schema)
+        .and_then(|(schema, document)| {
+            records::document(
                 &settings.nats,
                 Role::Normalized,
                 normalized_msg_id(&record.letter.raw_msg_id),
@@ -259,35 +238,14 @@ fn normalized_msg_id(raw_msg_id: &str) -> String {
     format!("{key}:normalized")
 }
 
-/// Who and when, as the gateway stamped them on the raw event.
-fn meta_of(raw: &RawEvent) -> Meta {
-    let source_kind = match raw.source_kind.as_str() {
-        "tradingview" => SourceKind::Tradingview,
-        _ => SourceKind::Custom,
-    };
-    Meta {
-        event_id: raw.event_id.clone(),
-        corr_id: raw.corr_id.clone(),
-        source: raw.source.clone(),
-        source_kind,
-        received_at: raw.received_at.clone(),
-    }
-}
-
 /// The raw event's body read again, as the live path reads it, with the
 /// source's settings of today (its format, mapping and credential names).
 fn renormalize(
     settings: &Settings,
-    raw: &RawEvent,
+    raw: &RawEnvelope,
     meta: &Meta,
-) -> Result<crate::normalize::signal::NormalizedSignal, Vec<String>> {
-    let body = match raw.body_encoding.as_str() {
-        "base64" => base64::engine::general_purpose::STANDARD
-            .decode(&raw.body)
-            .map_err(|e| vec![format!("raw body is not valid base64: {e}")])?,
-        _ => raw.body.clone().into_bytes(),
-    };
-    let body = Bytes::from(body);
+) -> Result<NormalizedSignal, Vec<String>> {
+    let body = raw.body_bytes().map_err(|e| vec![e])?;
     let json = normalize::parse_json(&body);
     let opts = match settings.source(&raw.source) {
         Some(source) => normalize::Options::of(source),
@@ -303,7 +261,7 @@ async fn find_raw(
     js: &Context,
     settings: &Settings,
     record: &DeadRecord,
-) -> Result<Option<RawEvent>, CliError> {
+) -> Result<Option<RawEnvelope>, CliError> {
     let received = OffsetDateTime::parse(&record.letter.received_at, &Rfc3339).map_err(|e| {
         CliError::runtime(format!("dead letter #{}: bad received_at: {e}", record.seq))
     })?;

@@ -156,8 +156,8 @@ fn print_message(
         out,
         "--- #{seq} {} {published} source={} event_id={}",
         message.subject,
-        header(crate::publish::envelope::HEADER_SOURCE),
-        header(crate::publish::envelope::HEADER_EVENT_ID),
+        header(crate::records::HEADER_SOURCE),
+        header(crate::records::HEADER_EVENT_ID),
     )?;
     match serde_json::from_slice::<serde_json::Value>(payload) {
         Ok(v) => writeln!(

@@ -1,13 +1,12 @@
 //! HTTP: routes, the checks made before a body is read, and the answers.
 //!
 //! `POST /webhooks/{source}` and `POST /webhooks/tradingview/{source}` hand
-//! the request to this worker's [`reception::Reception`]; `/healthz`,
+//! the request to this worker's [`Reception`] (`pipeline/`); `/healthz`,
 //! `/readyz` and `/metrics` are answered here. Every answer carries
 //! `X-Correlation-Id`; every error is JSON. Query strings (which may hold a
 //! TradingView token) and bodies are never logged.
 
 pub mod arrival;
-pub mod reception;
 pub mod request;
 
 use std::sync::Arc;
@@ -23,11 +22,11 @@ use crate::auth::Credentials;
 use crate::config::Settings;
 use crate::error::{Code, GatewayError};
 use crate::ids::{CorrId, SourceId};
+use crate::pipeline::{Accepted, Receive, Reception};
 use crate::publish::connection::NatsHealth;
 use crate::reload::{LiveSources, SourceEntry};
 use crate::sources::{SourceConfig, SourceKind};
 use crate::telemetry::{metrics, render_metrics, SourceMetrics, UNKNOWN_SOURCE};
-use reception::{Receive, Reception};
 
 /// What every HTTP handler of one worker can reach.
 pub struct WorkerState {
@@ -209,7 +208,7 @@ async fn receive(
     entry: &SourceEntry,
     corr_id: &CorrId,
     started: Instant,
-) -> Result<reception::Accepted, GatewayError> {
+) -> Result<Accepted, GatewayError> {
     let http = &state.settings.http;
     request::check_content_headers(req)?;
     let body = request::read_body(
@@ -270,7 +269,7 @@ fn finish(
     counted: &SourceMetrics,
     corr_id: &CorrId,
     started: Instant,
-    outcome: Result<reception::Accepted, GatewayError>,
+    outcome: Result<Accepted, GatewayError>,
 ) -> HttpResponse {
     let source_label = source.map(|s| s.id.as_str()).unwrap_or(UNKNOWN_SOURCE);
     let latency = started.elapsed();

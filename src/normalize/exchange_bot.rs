@@ -140,7 +140,8 @@ mod tests {
     //! Templates written from the description of these bots (their
     //! documentation was not reachable from here), not copied from it.
 
-    use crate::normalize::{read as normalize, Meta, Options};
+    use crate::normalize::{read as normalize, Options};
+    use crate::records::Meta;
     use crate::sources::SourceKind;
     use bytes::Bytes;
 

@@ -161,14 +161,8 @@ pub fn timestamp(field: &str, v: &Value) -> Result<Option<String>, String> {
     Ok(Some(rfc3339(at)))
 }
 
-/// RFC 3339 in UTC with millisecond precision.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t
-        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
-}
+/// RFC 3339 in UTC with millisecond precision, as every record writes times.
+pub use crate::records::rfc3339;
 
 /// The meaning of a TradingView strategy order (`{{strategy.order.action}}`
 /// is only `buy` or `sell`) from the positions before and after it: a sell

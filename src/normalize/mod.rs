@@ -40,8 +40,9 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::error::GatewayError;
+use crate::records::Meta;
 use crate::sources::{FormatChoice, MappingSettings, SourceConfig, SourceKind};
-use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
+use crate::stage::{guarded, Traced};
 use fields::Sign;
 use formats::Input;
 use signal::{
@@ -51,16 +52,6 @@ use template::{Field, Fields};
 
 /// Longest symbol or exchange accepted.
 pub const MAX_SYMBOL_LEN: usize = 64;
-
-/// Who and when, stamped on the signal by the gateway.
-#[derive(Clone, Debug)]
-pub struct Meta {
-    pub event_id: String,
-    pub corr_id: String,
-    pub source: String,
-    pub source_kind: SourceKind,
-    pub received_at: String,
-}
 
 /// How one source's payloads are read.
 #[derive(Clone, Copy)]
@@ -164,6 +155,7 @@ impl Normalized {
             strategy: d.strategy,
             interval: d.interval,
             extra: d.extra,
+            _sealed: signal::Sealed::NEW,
         });
         (self.body, signal)
     }
@@ -172,15 +164,7 @@ impl Normalized {
 /// One normalizer per HTTP worker; it holds no state.
 pub struct Normalizer;
 
-impl Actor for Normalizer {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-    }
-}
-
-impl Supervised for Normalizer {}
+crate::stage::stage_actor!(Normalizer);
 
 impl Handler<Traced<Normalize>> for Normalizer {
     type Result = Result<Normalized, GatewayError>;

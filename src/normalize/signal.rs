@@ -4,19 +4,15 @@
 //! carries its unit: "5 % of equity" is `{"value": "5", "unit":
 //! "percent_of_equity"}`, never a bare quantity of 5.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
+
+use crate::config::NormalizedSchema;
 use serde_json::{Map, Value};
 
 /// `schema` value of a normalized signal, version 2 (sizes with units).
 pub const NORMALIZED_SCHEMA: &str = "signal.normalized.v2";
 /// `schema` value of the version-1 rendering, kept for agents not yet on v2.
 pub const NORMALIZED_SCHEMA_V1: &str = "signal.normalized.v1";
-/// `schema` value of a raw envelope.
-pub const RAW_SCHEMA: &str = "signal.raw.v1";
-/// `schema` value of a dead-letter record.
-pub const DLQ_SCHEMA: &str = "signal.dlq.v1";
 
 /// What the signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,6 +202,8 @@ impl Strategy {
 }
 
 /// The canonical signal published on `signals.normalized` (schema v2).
+/// Only `normalize/` makes one (`Normalized::stamp`): the `sealed` field
+/// cannot be named outside it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NormalizedSignal {
     pub schema: &'static str,
@@ -231,6 +229,16 @@ pub struct NormalizedSignal {
     /// Every input field the normalizer did not map, kept as sent
     /// (credentials removed).
     pub extra: Map<String, Value>,
+    #[serde(skip)]
+    pub(in crate::normalize) _sealed: Sealed,
+}
+
+/// Made only inside `normalize/`, so only it can make a [`NormalizedSignal`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed(());
+
+impl Sealed {
+    pub(in crate::normalize) const NEW: Sealed = Sealed(());
 }
 
 /// The same signal in schema v1, for agents not yet reading v2
@@ -267,6 +275,21 @@ pub struct InstrumentV1 {
 }
 
 impl NormalizedSignal {
+    /// The signal as `signals.normalized` carries it, in `version`: its
+    /// schema name and its JSON.
+    pub fn document(
+        &self,
+        version: NormalizedSchema,
+    ) -> serde_json::Result<(&'static str, Vec<u8>)> {
+        match version {
+            NormalizedSchema::V2 => serde_json::to_vec(self).map(|d| (self.schema, d)),
+            NormalizedSchema::V1 => {
+                let v1 = self.to_v1();
+                serde_json::to_vec(&v1).map(|d| (v1.schema, d))
+            }
+        }
+    }
+
     /// The v1 rendering (see [`NormalizedSignalV1`]).
     pub fn to_v1(&self) -> NormalizedSignalV1 {
         let mut extra = self.extra.clone();
@@ -318,38 +341,4 @@ impl NormalizedSignal {
             extra,
         }
     }
-}
-
-/// The envelope published on `signals.raw`: the body exactly as received
-/// (tokens and credentials redacted), with who sent it and when.
-#[derive(Debug, Clone, Serialize)]
-pub struct RawEnvelope {
-    pub schema: &'static str,
-    pub event_id: String,
-    pub corr_id: String,
-    pub source: String,
-    pub source_kind: &'static str,
-    pub received_at: String,
-    pub auth_scheme: &'static str,
-    pub key_id: Option<String>,
-    pub idempotency_key: String,
-    pub content_type: Option<String>,
-    /// `utf8` when the body is text, else `base64`.
-    pub body_encoding: &'static str,
-    pub body: String,
-}
-
-/// The record published on `signals.dlq` for a payload that did not
-/// normalize (read back by `at-gateway dlq`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub schema: Cow<'static, str>,
-    pub event_id: String,
-    pub corr_id: String,
-    pub source: String,
-    pub received_at: String,
-    pub reasons: Vec<String>,
-    /// Subject and `Nats-Msg-Id` of the raw event, to find and replay it.
-    pub raw_subject: String,
-    pub raw_msg_id: String,
 }

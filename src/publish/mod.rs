@@ -26,7 +26,6 @@
 
 mod batch;
 pub mod connection;
-pub mod envelope;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -38,14 +37,14 @@ use async_nats::jetstream::{
     context::{PublishError, PublishErrorKind},
     message::PublishMessage,
 };
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NatsSettings;
 use crate::error::{Code, GatewayError};
 use crate::lanes::{LaneSettings, Priority};
-use crate::stage::{guarded, Traced, MAILBOX_CAPACITY};
+pub use crate::records::Outbound;
+use crate::stage::{guarded, Traced};
 use crate::telemetry::{metrics, PublishMetrics, PublishStatus};
 use connection::NatsHealth;
 use tracing::Instrument;
@@ -55,15 +54,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// How often a delivery checks for a connection while NATS is down.
 const RECONNECT_POLL: Duration = Duration::from_millis(50);
-
-/// One message to store.
-#[derive(Clone)]
-pub struct Outbound {
-    pub subject: String,
-    pub msg_id: String,
-    pub headers: HeaderMap,
-    pub payload: Bytes,
-}
 
 /// Message in: messages to store, in order, all or nothing.
 #[derive(Message)]
@@ -213,15 +203,7 @@ impl Publisher {
     }
 }
 
-impl Actor for Publisher {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-    }
-}
-
-impl Supervised for Publisher {}
+crate::stage::stage_actor!(Publisher);
 
 impl Handler<Traced<Publish>> for Publisher {
     type Result = Result<PublishTicket, GatewayError>;

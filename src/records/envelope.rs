@@ -16,9 +16,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::Outbound;
+use super::{Meta, Outbound};
 use crate::config::{EventFormat, NatsSettings};
-use crate::normalize::Meta;
 
 /// Headers on every published message (besides `Nats-Msg-Id`).
 pub const HEADER_SOURCE: &str = "X-Source";
