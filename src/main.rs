@@ -33,7 +33,7 @@ enum Command {
     /// Serve webhooks (the default).
     Serve,
     /// Load the configuration, report problems, print the effective
-    /// settings with secrets redacted.
+    /// settings as TOML with secrets redacted.
     CheckConfig,
     /// Sign a body for a custom source with its configured key; print the
     /// headers and a ready curl command. The body comes from --body-file or
@@ -110,7 +110,11 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
-            println!("configuration OK\n{}", settings.describe());
+            // All of stdout is TOML: `check-config > effective.toml` is a file.
+            print!(
+                "# configuration OK\n{}",
+                cli::check_config::effective_toml(&settings)
+            );
             ExitCode::SUCCESS
         }
         Command::Serve => serve(settings),

@@ -1,8 +1,10 @@
 //! Ops and developer subcommands of the one binary, beside `serve`:
-//! `sign` (make a signed request for a custom source), `tail` (follow a
-//! subject with a durable consumer) and `dlq` (list and replay dead letters).
+//! `check-config` (the effective settings as TOML, secrets redacted), `sign`
+//! (make a signed request for a custom source), `tail` (follow a subject
+//! with a durable consumer) and `dlq` (list and replay dead letters).
 //! Each reads the same layered configuration as the gateway.
 
+pub mod check_config;
 pub mod dlq;
 pub mod sign;
 pub mod tail;
