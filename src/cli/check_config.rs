@@ -24,12 +24,13 @@ use time::format_description::well_known::Rfc3339;
 use toml::Value;
 
 use crate::config::{
-    AuthFailureSettings, ClientCertRule, CustomScheme, FormatChoice, HmacKey, HttpSettings,
-    MappingSettings, NatsSettings, NormalizedSchema, Settings, SourceConfig, StoreBackend,
-    StoreSettings, TlsSettings,
+    AuthFailureSettings, EventFormat, HttpSettings, NatsSettings, NormalizedSchema, Settings,
+    StoreBackend, StoreSettings, SubjectFormats, TlsSettings,
 };
 use crate::lanes::LaneSettings;
-use crate::publish::envelope::{EventFormat, SubjectFormats};
+use crate::sources::{
+    ClientCertRule, CustomScheme, FormatChoice, HmacKey, MappingSettings, SourceConfig,
+};
 
 /// What every secret is printed as. Not a valid secret or token (too short,
 /// and `[` is not allowed in a token), so a printout loaded as it is gets
@@ -565,8 +566,8 @@ mod tests {
         ] {
             assert_eq!(parse::<EventFormat>(event_format_name(f)), f);
         }
-        use crate::config::SourceKind;
         use crate::lanes::Priority;
+        use crate::sources::SourceKind;
         for k in [SourceKind::Custom, SourceKind::Tradingview] {
             assert_eq!(parse::<SourceKind>(k.as_str()), k);
         }
