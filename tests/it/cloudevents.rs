@@ -44,10 +44,9 @@ print(json.dumps({"attributes": attrs, "data": event.get_data()}))
 
 #[actix_rt::test]
 async fn each_subject_is_published_in_its_configured_event_format() {
-    let app = spawn_app(AppOptions {
-        config: "[nats.formats]\nnormalized = \"cloudevents-structured\"\nraw = \"cloudevents-binary\"\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[nats.formats]\nnormalized = \"cloudevents-structured\"\nraw = \"cloudevents-binary\"\n",
+    ))
     .await;
     let body = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"0.50000000000000000001","price":"64000.5"}"#;
     let (status, answer) = json_body(app.post_custom(body).await).await;

@@ -55,20 +55,8 @@ async fn leave_crash_behind(nats_url: &str, key: &str, event_id: EventId) {
 }
 
 /// The caller's retry of `BODY` under `key`: fresh nonce and signature.
-async fn retry(base: &str, key: &str) -> (u16, serde_json::Value) {
-    let s = sign(BODY);
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/webhooks/alpha"))
-        .header("Content-Type", "application/json")
-        .header("X-Timestamp", &s.timestamp)
-        .header("X-Nonce", &s.nonce)
-        .header("X-Signature", &s.signature)
-        .header("Idempotency-Key", key)
-        .body(s.body.clone())
-        .send()
-        .await
-        .unwrap();
-    json_body(resp).await
+async fn retry(gw: &GatewayProcess, key: &str) -> (u16, serde_json::Value) {
+    gw.signed(&sign(BODY)).idempotency_key(key).answer().await
 }
 
 #[actix_rt::test]
@@ -79,7 +67,7 @@ async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_eve
     leave_crash_behind(&nats.url(), "crash-1", crashed).await;
 
     // The caller's retry: same key and body.
-    let (status, answer) = retry(&gw.base, "crash-1").await;
+    let (status, answer) = retry(&gw, "crash-1").await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(
         answer["event_id"],
@@ -110,7 +98,7 @@ async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_eve
     );
 
     // And a further retry is a plain duplicate of that same signal.
-    let (status, answer) = retry(&gw.base, "crash-1").await;
+    let (status, answer) = retry(&gw, "crash-1").await;
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["code"], "duplicate");
     assert_eq!(answer["event_id"], crashed.to_string());

@@ -12,7 +12,9 @@ const BODY: &str = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"0.5","price
 async fn signed_request_is_accepted_and_lands_on_raw_and_normalized() {
     let app = spawn_app(AppOptions::default()).await;
     let resp = app
-        .send_signed_with("alpha", &sign(BODY), &[("X-Correlation-Id", "corr-123")])
+        .signed(&sign(BODY))
+        .header("X-Correlation-Id", "corr-123")
+        .send()
         .await;
     assert_eq!(resp.headers()["x-correlation-id"], "corr-123");
     let (status, body) = json_body(resp).await;
@@ -73,16 +75,7 @@ async fn wrong_missing_or_malformed_signature_is_401() {
     malformed.signature = "sha256=nothex".into();
     assert_eq!(app.send_signed("alpha", &malformed).await.status(), 401);
 
-    let resp = app
-        .http
-        .post(app.url("/webhooks/alpha"))
-        .header("X-Timestamp", &good.timestamp)
-        .header("X-Nonce", &good.nonce)
-        .body(BODY)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_body(resp).await;
+    let (status, body) = app.signed(&good).without("X-Signature").answer().await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("missing_signature"))
@@ -154,15 +147,13 @@ async fn replayed_nonce_is_rejected_with_409() {
 
 #[actix_rt::test]
 async fn several_live_secrets_each_verify_and_the_key_id_is_recorded() {
-    let app = spawn_app(AppOptions {
-        config: r#"
+    let app = spawn_app(AppOptions::with_config(
+        r#"
 [sources.alpha]
 secrets = [ { id = "2026-10", secret = "old-secret-0123456789abcdef" },
             { id = "2026-11", secret = "new-secret-0123456789abcdef" } ]
-"#
-        .into(),
-        ..Default::default()
-    })
+"#,
+    ))
     .await;
     for (secret, id) in [
         ("old-secret-0123456789abcdef", "2026-10"),

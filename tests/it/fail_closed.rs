@@ -21,15 +21,7 @@ async fn nats_down_means_503_and_unready_then_202_again_without_a_restart() {
 
     app.nats.kill();
     app.wait_ready(false).await;
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = app.healthz().await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["nats"], "disconnected");
     let resp = app.post_custom(&body(2)).await;
@@ -46,15 +38,7 @@ async fn nats_down_means_503_and_unready_then_202_again_without_a_restart() {
 
     app.nats.restart();
     app.wait_ready(true).await;
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = app.healthz().await;
     assert_eq!(health["nats"], "connected");
     assert_eq!(app.post_custom(&body(3)).await.status(), 202);
 }
@@ -73,19 +57,10 @@ async fn the_gateway_starts_and_serves_health_while_nats_is_down() {
         },
     )
     .await;
-    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let health: serde_json::Value = resp.json().await.unwrap();
+    let (status, health) = app.healthz().await;
+    assert_eq!(status, 200);
     assert_eq!(health["nats"], "disconnected");
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(app.readyz().await, 503);
     assert_eq!(app.post_custom(&body(1)).await.status(), 503);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
 
@@ -122,16 +97,33 @@ async fn a_503_whose_signal_never_landed_does_not_poison_its_retry() {
 /// The publisher's own buffering is tested with the memory store: with the
 /// key-value store (the default) a request arriving while NATS is down
 /// already stops at its claim (503 `store_unavailable`).
-fn memory_store() -> AppOptions {
+fn memory_store(config: &str) -> AppOptions {
     AppOptions {
         env: vec![("STORE_BACKEND", "memory".into())],
-        ..Default::default()
+        ..AppOptions::with_config(config)
     }
+}
+
+/// One request that waits for NATS and, 300 ms into its wait, a second:
+/// both answers and how long the second took.
+async fn a_second_request_while_the_first_waits(
+    app: &TestApp,
+) -> (reqwest::Response, reqwest::Response, Duration) {
+    let first_body = body(1);
+    let first = app.post_custom(&first_body);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let resp = app.post_custom(&body(2)).await;
+        (resp, started.elapsed())
+    };
+    let (first, (second, waited)) = futures_util::join!(first, second);
+    (first, second, waited)
 }
 
 #[actix_rt::test]
 async fn a_retry_after_a_late_landing_is_409_and_never_a_second_copy() {
-    let app = spawn_app(memory_store()).await;
+    let app = spawn_app(memory_store("")).await;
     let signed = sign(&body(1));
     let tv = format!(r#"{{"passphrase":"{TV_TOKEN}","ticker":"ETHUSDT","action":"sell"}}"#);
     app.nats.kill();
@@ -165,23 +157,11 @@ async fn a_retry_after_a_late_landing_is_409_and_never_a_second_copy() {
 
 #[actix_rt::test]
 async fn a_full_buffer_answers_503_at_once() {
-    let app = spawn_app(AppOptions {
-        // Room for one request's two messages.
-        config: "[nats]\nbuffer_capacity = 2\n".into(),
-        ..memory_store()
-    })
-    .await;
+    // Room for one request's two messages.
+    let app = spawn_app(memory_store("[nats]\nbuffer_capacity = 2\n")).await;
     app.nats.kill();
     app.wait_ready(false).await;
-    let first_body = body(1);
-    let first = app.post_custom(&first_body);
-    let second = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let started = Instant::now();
-        let resp = app.post_custom(&body(2)).await;
-        (resp, started.elapsed())
-    };
-    let (first, (second, waited)) = futures_util::join!(first, second);
+    let (first, second, waited) = a_second_request_while_the_first_waits(&app).await;
     assert_eq!(first.status(), 503);
     let (status, err) = json_body(second).await;
     assert_eq!((status, err["code"].as_str()), (503, Some("buffer_full")));
@@ -264,7 +244,7 @@ async fn graceful_shutdown_answers_every_in_flight_request() {
     let app = spawn_app(AppOptions::default()).await;
     app.nats.kill();
     app.wait_ready(false).await;
-    let sends = join_all((0..5).map(|i| app.post_custom_owned(body(i))));
+    let sends = join_all((0..5).map(|i| app.signed(&sign(&body(i))).try_send()));
     let stop_and_heal = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let stop = app.stop();
@@ -281,19 +261,14 @@ async fn graceful_shutdown_answers_every_in_flight_request() {
 
 #[actix_rt::test]
 async fn a_retry_while_the_first_publish_is_pending_joins_it_instead_of_publishing_again() {
-    let app = spawn_app(AppOptions {
-        config: "[nats]\nrequest_ack_wait_ms = 6000\n".into(),
-        ..memory_store()
-    })
-    .await;
-    let key = [("Idempotency-Key", "join-1")];
+    let app = spawn_app(memory_store("[nats]\nrequest_ack_wait_ms = 6000\n")).await;
+    let keyed = || app.signed(&sign(&body(1))).idempotency_key("join-1");
     app.nats.kill();
-    let signed = sign(&body(1));
-    let first = app.send_signed_with("alpha", &signed, &key);
+    let first = keyed().send();
     let retry = async {
         // Arrives while the first is still waiting for NATS.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        app.send_signed_with("alpha", &sign(&body(1)), &key).await
+        keyed().send().await
     };
     let heal = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -314,13 +289,9 @@ async fn a_burst_while_nats_is_healthy_is_not_limited_by_the_outage_buffer() {
     // Room for two messages to wait for NATS, i.e. one request: the seed's
     // buffer doubled as the in-flight limit, and a burst of 40 requests
     // (80 messages in flight at once) got 503 buffer_full.
-    let app = spawn_app(AppOptions {
-        config: "[nats]\nbuffer_capacity = 2\n".into(),
-        ..memory_store()
-    })
-    .await;
+    let app = spawn_app(memory_store("[nats]\nbuffer_capacity = 2\n")).await;
     let burst: Vec<_> = (0..40)
-        .map(|i| app.post_custom_owned(body(1000 + i)))
+        .map(|i| app.signed(&sign(&body(1000 + i))).try_send())
         .collect();
     let answers = futures_util::future::join_all(burst).await;
     let statuses: Vec<u16> = answers
@@ -333,22 +304,10 @@ async fn a_burst_while_nats_is_healthy_is_not_limited_by_the_outage_buffer() {
 
 #[actix_rt::test]
 async fn the_in_flight_limit_answers_503_overloaded_at_once() {
-    let app = spawn_app(AppOptions {
-        // One request's two messages in flight at a time.
-        config: "[nats]\nmax_in_flight_messages = 2\n".into(),
-        ..memory_store()
-    })
-    .await;
+    // One request's two messages in flight at a time.
+    let app = spawn_app(memory_store("[nats]\nmax_in_flight_messages = 2\n")).await;
     app.nats.pause();
-    let first_body = body(1);
-    let first = app.post_custom(&first_body);
-    let second = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let started = Instant::now();
-        let resp = app.post_custom(&body(2)).await;
-        (resp, started.elapsed())
-    };
-    let (first, (second, waited)) = futures_util::join!(first, second);
+    let (first, second, waited) = a_second_request_while_the_first_waits(&app).await;
     app.nats.resume();
     assert_eq!(first.status(), 503);
     let (status, err) = json_body(second).await;

@@ -8,7 +8,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{spawn_app, AppOptions, TestApp};
+use common::{spawn_app, status_of, AppOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,19 +16,18 @@ use tokio::net::TcpStream;
 /// one-second linger; a connection still open after this was never closed.
 const GIVE_UP: Duration = Duration::from_secs(15);
 
-async fn app_with_short_body_timeout() -> TestApp {
-    spawn_app(AppOptions {
-        config: "[http]\nbody_read_timeout_ms = 500\n".into(),
-        ..Default::default()
-    })
-    .await
-}
-
-async fn connect(app: &TestApp) -> TcpStream {
-    let addr = app.base.trim_start_matches("http://").to_string();
-    TcpStream::connect(addr)
-        .await
-        .expect("connect to the gateway")
+/// On a gateway with a 0.5 s body read timeout: sends `head`, then keeps
+/// sending `chunk` every `every` until the gateway closes the connection
+/// or `GIVE_UP` passes. The status the gateway answered and whether it
+/// closed the connection.
+async fn answer_to_an_endless_body(head: &str, chunk: &[u8], every: Duration) -> (u16, bool) {
+    let app = spawn_app(AppOptions::with_config(
+        "[http]\nbody_read_timeout_ms = 500\n",
+    ))
+    .await;
+    let mut conn = app.connect().await;
+    conn.write_all(head.as_bytes()).await.unwrap();
+    send_until_closed(conn, chunk, every).await
 }
 
 fn chunked_head(source: &str) -> String {
@@ -71,64 +70,50 @@ async fn send_until_closed(mut conn: TcpStream, chunk: &[u8], every: Duration) -
     })
     .await
     .is_ok();
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = status_of(&String::from_utf8_lossy(&answer)).unwrap_or(0);
     (status, closed)
 }
 
 #[actix_rt::test]
 async fn an_endless_slow_chunked_body_is_408_and_its_connection_closed() {
-    let app = app_with_short_body_timeout().await;
-    let mut conn = connect(&app).await;
-    conn.write_all(chunked_head("alpha").as_bytes())
-        .await
-        .unwrap();
-    let (status, closed) =
-        send_until_closed(conn, b"5\r\nxxxxx\r\n", Duration::from_millis(100)).await;
+    let (status, closed) = answer_to_an_endless_body(
+        &chunked_head("alpha"),
+        b"5\r\nxxxxx\r\n",
+        Duration::from_millis(100),
+    )
+    .await;
     assert_eq!(status, 408);
     assert!(closed, "the connection stayed open after the 408");
 }
 
 #[actix_rt::test]
 async fn an_endless_chunked_body_over_the_limit_is_413_and_its_connection_closed() {
-    let app = app_with_short_body_timeout().await;
-    let mut conn = connect(&app).await;
-    conn.write_all(chunked_head("alpha").as_bytes())
-        .await
-        .unwrap();
     let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
     chunk.extend(std::iter::repeat_n(b'x', 64 * 1024));
     chunk.extend_from_slice(b"\r\n");
-    let (status, closed) = send_until_closed(conn, &chunk, Duration::from_millis(1)).await;
+    let (status, closed) =
+        answer_to_an_endless_body(&chunked_head("alpha"), &chunk, Duration::from_millis(1)).await;
     assert_eq!(status, 413);
     assert!(closed, "the connection stayed open after the 413");
 }
 
 #[actix_rt::test]
 async fn an_endless_chunked_body_to_a_forbidden_source_is_403_and_closed() {
-    let app = app_with_short_body_timeout().await;
-    let mut conn = connect(&app).await;
-    conn.write_all(chunked_head("mallory").as_bytes())
-        .await
-        .unwrap();
-    let (status, closed) =
-        send_until_closed(conn, b"5\r\nxxxxx\r\n", Duration::from_millis(100)).await;
+    let (status, closed) = answer_to_an_endless_body(
+        &chunked_head("mallory"),
+        b"5\r\nxxxxx\r\n",
+        Duration::from_millis(100),
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(closed, "the connection stayed open after the 403");
 }
 
 #[actix_rt::test]
 async fn a_body_slower_than_the_read_timeout_is_408_and_its_connection_closed() {
-    let app = app_with_short_body_timeout().await;
-    let mut conn = connect(&app).await;
     let head = "POST /webhooks/alpha HTTP/1.1\r\nHost: localhost\r\n\
                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let (status, closed) = send_until_closed(conn, b"x", Duration::from_millis(100)).await;
+    let (status, closed) = answer_to_an_endless_body(head, b"x", Duration::from_millis(100)).await;
     assert_eq!(status, 408);
     assert!(closed, "the connection stayed open after the 408");
 }

@@ -10,12 +10,12 @@ const BODY: &str = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
 #[actix_rt::test]
 async fn repeated_idempotency_key_is_409_with_the_original_event_id() {
     let app = spawn_app(AppOptions::default()).await;
-    let key = [("Idempotency-Key", "order-7781")];
-    let (status, first) = json_body(app.send_signed_with("alpha", &sign(BODY), &key).await).await;
+    let keyed = |body: &str| app.signed(&sign(body)).idempotency_key("order-7781");
+    let (status, first) = keyed(BODY).answer().await;
     assert_eq!(status, 202);
 
     // Same key, same body, fresh nonce: a duplicate, not a replay.
-    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(BODY), &key).await).await;
+    let (status, dup) = keyed(BODY).answer().await;
     assert_eq!(status, 409);
     assert_eq!(dup["code"], "duplicate");
     assert_eq!(dup["event_id"], first["event_id"]);
@@ -23,7 +23,7 @@ async fn repeated_idempotency_key_is_409_with_the_original_event_id() {
 
     // Same key, different body.
     let other = BODY.replace("\"1\"", "\"2\"");
-    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(&other), &key).await).await;
+    let (status, dup) = keyed(&other).answer().await;
     assert_eq!(status, 409);
     assert_eq!(dup["payload_mismatch"], true);
     assert_eq!(dup["event_id"], first["event_id"]);
@@ -89,11 +89,7 @@ async fn malformed_idempotency_key_is_400_and_releases_the_nonce() {
     let app = spawn_app(AppOptions::default()).await;
     let s = sign(BODY);
     let bad = "x".repeat(300);
-    let (status, body) = json_body(
-        app.send_signed_with("alpha", &s, &[("Idempotency-Key", &bad)])
-            .await,
-    )
-    .await;
+    let (status, body) = app.signed(&s).idempotency_key(&bad).answer().await;
     assert_eq!(
         (status, body["code"].as_str()),
         (400, Some("invalid_idempotency_key"))
@@ -107,10 +103,9 @@ async fn malformed_idempotency_key_is_400_and_releases_the_nonce() {
 
 #[actix_rt::test]
 async fn an_identical_body_after_the_re_send_horizon_is_a_new_signal() {
-    let app = spawn_app(AppOptions {
-        config: "[sources.alpha]\ncontent_dedupe_sec = 1\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[sources.alpha]\ncontent_dedupe_sec = 1\n",
+    ))
     .await;
     let first = json_body(app.post_custom(BODY).await).await;
     assert_eq!(first.0, 202);
@@ -126,15 +121,10 @@ async fn an_identical_body_after_the_re_send_horizon_is_a_new_signal() {
     let normalized = app.messages_on("signals.normalized").await;
     assert_eq!(normalized.len(), 2);
     // A key the sender chose keeps the full TTL.
-    let keyed = |body: &str| {
-        let s = sign(body);
-        (s, [("Idempotency-Key", "order-77")])
-    };
-    let (s, h) = keyed(BODY);
-    assert_eq!(app.send_signed_with("alpha", &s, &h).await.status(), 202);
+    let keyed = || app.signed(&sign(BODY)).idempotency_key("order-77");
+    assert_eq!(keyed().send().await.status(), 202);
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let (s, h) = keyed(BODY);
-    assert_eq!(app.send_signed_with("alpha", &s, &h).await.status(), 409);
+    assert_eq!(keyed().send().await.status(), 409);
 }
 
 #[actix_rt::test]

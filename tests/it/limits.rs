@@ -11,12 +11,21 @@ use futures_util::stream;
 
 const BODY: &str = r#"{"symbol":"BTCUSDT","action":"buy"}"#;
 
+/// `BODY` signed with a secret the gateway does not know, nonce `f{i}`.
+fn forged(i: usize) -> Signed {
+    sign_with(
+        "forger-secret-0123456789",
+        now_secs(),
+        &format!("f{i}"),
+        BODY,
+    )
+}
+
 #[actix_rt::test]
 async fn sources_outside_the_allowlist_get_403_before_any_work() {
     let app = spawn_app(AppOptions::default()).await;
     for source in ["gamma", "Alpha", "ALPHA", "alpha%20", "a.b"] {
-        let s = sign(BODY);
-        let (status, body) = json_body(app.send_signed(source, &s).await).await;
+        let (status, body) = app.signed(&sign(BODY)).source(source).answer().await;
         assert_eq!(status, 403, "{source}");
         assert_eq!(body["code"], "source_not_allowed");
     }
@@ -44,7 +53,7 @@ async fn bodies_over_1_mib_are_413_announced_or_streamed() {
         r#"{{"symbol":"BTCUSDT","action":"buy","pad":"{}"}}"#,
         "x".repeat(1024 * 1024)
     );
-    let (status, body) = json_body(app.send_signed("alpha", &sign(&big)).await).await;
+    let (status, body) = app.signed(&sign(&big)).answer().await;
     assert_eq!(
         (status, body["code"].as_str()),
         (413, Some("payload_too_large"))
@@ -90,8 +99,7 @@ async fn compressed_or_unreadable_bodies_are_415() {
             "unsupported_content_type",
         ),
     ] {
-        let (status, body) =
-            json_body(app.send_signed_with("alpha", &s, &[(header, value)]).await).await;
+        let (status, body) = app.signed(&s).header(header, value).answer().await;
         assert_eq!(
             (status, body["code"].as_str()),
             (415, Some(code)),
@@ -114,13 +122,7 @@ async fn over_the_rate_is_429_with_retry_after_and_forgeries_spend_nothing() {
     .await;
     // Forged requests first: they must not touch alpha's bucket.
     for i in 0..20 {
-        let forged = sign_with(
-            "forger-secret-0123456789",
-            now_secs(),
-            &format!("f{i}"),
-            BODY,
-        );
-        assert_eq!(app.send_signed("alpha", &forged).await.status(), 401);
+        assert_eq!(app.send_signed("alpha", &forged(i)).await.status(), 401);
     }
     let mut statuses = Vec::new();
     let mut retry_after = None;
@@ -159,16 +161,9 @@ async fn over_the_rate_is_429_with_retry_after_and_forgeries_spend_nothing() {
 #[actix_rt::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app(AppOptions::default()).await;
-    let (status, body) = json_body(app.http.get(app.url("/nope")).send().await.unwrap()).await;
+    let (status, body) = answer(app.http.get(app.url("/nope"))).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-    let (status, body) = json_body(
-        app.http
-            .get(app.url("/webhooks/alpha"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = answer(app.http.get(app.url("/webhooks/alpha"))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (405, Some("method_not_allowed"))
@@ -189,7 +184,7 @@ async fn unknown_routes_and_methods_answer_json() {
             } else {
                 app.http.get(app.url(path))
             };
-            let (status, body) = json_body(req.send().await.unwrap()).await;
+            let (status, body) = answer(req).await;
             assert_eq!(
                 (status, body["code"].as_str()),
                 (404, Some("not_found")),
@@ -213,23 +208,15 @@ async fn unknown_routes_and_methods_answer_json() {
 
 #[actix_rt::test]
 async fn an_address_spraying_forgeries_gets_429_before_any_signature_work() {
-    let app = spawn_app(AppOptions {
-        config: "[auth_failures]\nper_minute = 60\nburst = 5\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[auth_failures]\nper_minute = 60\nburst = 5\n",
+    ))
     .await;
     // A burst of 5; the failure after it blocks the address.
     for i in 0..6 {
-        let forged = sign_with(
-            "forger-secret-0123456789",
-            now_secs(),
-            &format!("f{i}"),
-            BODY,
-        );
-        assert_eq!(app.send_signed("alpha", &forged).await.status(), 401);
+        assert_eq!(app.send_signed("alpha", &forged(i)).await.status(), 401);
     }
-    let forged = sign_with("forger-secret-0123456789", now_secs(), "f6", BODY);
-    let resp = app.send_signed("alpha", &forged).await;
+    let resp = app.send_signed("alpha", &forged(6)).await;
     assert_eq!(resp.status(), 429);
     let retry_after: u64 = resp.headers()["retry-after"]
         .to_str()
@@ -255,12 +242,9 @@ async fn an_address_spraying_forgeries_gets_429_before_any_signature_work() {
 async fn a_sources_allowlisted_senders_are_never_blocked() {
     // Every TradingView user shares TradingView's four addresses: one
     // misconfigured alert must not lock the others out.
-    let app = spawn_app(AppOptions {
-        config:
-            "[auth_failures]\nburst = 2\n[sources.tradingview]\nallowed_ips = [\"127.0.0.1\"]\n"
-                .into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[auth_failures]\nburst = 2\n[sources.tradingview]\nallowed_ips = [\"127.0.0.1\"]\n",
+    ))
     .await;
     for _ in 0..6 {
         let resp = app

@@ -38,26 +38,42 @@ fn assert_refused(status: std::process::ExitStatus, output: &str, expected: &[&s
     );
 }
 
+/// Starts the binary against `nats_url` and expects it to refuse, as
+/// [`assert_refused`] says.
+async fn assert_refused_at_start_up(nats_url: &str, opts: &AppOptions, expected: &[&str]) {
+    let (status, output) = GatewayProcess::start_expecting_exit(nats_url, opts, WITHIN).await;
+    assert_refused(status, &output, expected);
+}
+
 async fn create_stream(nats: &NatsServer, config: stream::Config) {
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     js.create_stream(config).await.unwrap();
 }
 
+/// Our stream as the gateway would create it, but for what a test changes.
+fn signals_stream() -> stream::Config {
+    stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["signals.>".into()],
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
 #[actix_rt::test]
 async fn a_server_older_than_2_10_is_refused_at_start_up() {
     let old = FakeNatsServer::start("2.9.10");
-    let (status, output) =
-        GatewayProcess::start_expecting_exit(&old.url(), &AppOptions::default(), WITHIN).await;
-    assert_refused(
-        status,
-        &output,
+    assert_refused_at_start_up(
+        &old.url(),
+        &AppOptions::default(),
         &[
             "nats-server 2.9.10 is too old",
             "2.10.23 or newer",
             "scripts/ensure-nats.sh",
             &old.url(),
         ],
-    );
+    )
+    .await;
 }
 
 #[actix_rt::test]
@@ -67,10 +83,7 @@ async fn the_pinned_server_is_accepted() {
     let nats = NatsServer::start();
     let gateway = GatewayProcess::start(&nats.url(), &AppOptions::default()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ready = reqwest::get(format!("{}/readyz", gateway.base))
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200, "{}", gateway.logs());
+    assert_eq!(gateway.readyz().await, 200, "{}", gateway.logs());
 }
 
 #[actix_rt::test]
@@ -79,46 +92,29 @@ async fn a_memory_stream_is_refused_at_start_up() {
     create_stream(
         &nats,
         stream::Config {
-            name: STREAM.into(),
-            subjects: vec!["signals.>".into()],
             storage: stream::StorageType::Memory,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
+            ..signals_stream()
         },
     )
     .await;
-    let (status, output) =
-        GatewayProcess::start_expecting_exit(&nats.url(), &AppOptions::default(), WITHIN).await;
-    assert_refused(
-        status,
-        &output,
+    assert_refused_at_start_up(
+        &nats.url(),
+        &AppOptions::default(),
         &["stream trading-events uses Memory storage", "File storage"],
-    );
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn a_stream_with_fewer_replicas_than_configured_is_refused_at_start_up() {
     let nats = NatsServer::start();
-    create_stream(
-        &nats,
-        stream::Config {
-            name: STREAM.into(),
-            subjects: vec!["signals.>".into()],
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        },
+    create_stream(&nats, signals_stream()).await;
+    assert_refused_at_start_up(
+        &nats.url(),
+        &AppOptions::with_config("[nats]\nstream_replicas = 3\n"),
+        &["stream trading-events keeps 1 replica(s), fewer than nats.stream_replicas = 3"],
     )
     .await;
-    let opts = AppOptions {
-        config: "[nats]\nstream_replicas = 3\n".into(),
-        ..Default::default()
-    };
-    let (status, output) = GatewayProcess::start_expecting_exit(&nats.url(), &opts, WITHIN).await;
-    assert_refused(
-        status,
-        &output,
-        &["stream trading-events keeps 1 replica(s), fewer than nats.stream_replicas = 3"],
-    );
 }
 
 /// In-process too: `run_until_stopped` returns the reason, and until then
@@ -129,9 +125,8 @@ async fn an_existing_stream_that_does_not_cover_our_subjects_stops_the_gateway()
     create_stream(
         &nats,
         stream::Config {
-            name: STREAM.into(),
             subjects: vec!["orders.>".into()],
-            ..Default::default()
+            ..signals_stream()
         },
     )
     .await;

@@ -58,10 +58,11 @@ async fn an_unreplaced_placeholder_is_422_never_a_zero() {
 async fn authentic_payload_that_does_not_normalize_goes_to_raw_and_dlq_with_422() {
     let app = spawn_app(AppOptions::default()).await;
     let body = r#"{"symbol":"BTCUSDT","action":"hodl","qty":"lots"}"#;
-    let resp = app
-        .send_signed_with("alpha", &sign(body), &[("X-Correlation-Id", "c-422")])
+    let (status, resp) = app
+        .signed(&sign(body))
+        .header("X-Correlation-Id", "c-422")
+        .answer()
         .await;
-    let (status, resp) = json_body(resp).await;
     assert_eq!(status, 422);
     assert_eq!(resp["code"], "validation_failed");
     assert_eq!(resp["corr_id"], "c-422");
@@ -126,10 +127,9 @@ async fn a_percent_size_keeps_its_unit_and_v1_never_shows_it_as_a_quantity() {
     assert!(n.get("quantity").is_none());
 
     // v1, for agents not yet on v2: no quantity, the size kept beside it.
-    let app = spawn_app(AppOptions {
-        config: "[nats]\nnormalized_schema = \"v1\"\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[nats]\nnormalized_schema = \"v1\"\n",
+    ))
     .await;
     assert_eq!(app.post_custom(body).await.status(), 202);
     let m = &app.messages_on("signals.normalized").await[0];
@@ -162,10 +162,9 @@ async fn a_size_qualified_in_a_way_the_generic_reader_cannot_interpret_is_422() 
 
 #[actix_rt::test]
 async fn credentials_inside_bodies_reach_no_subject() {
-    let app = spawn_app(AppOptions {
-        config: "[sources.alpha]\nredact_fields = [\"desk_pin\"]\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[sources.alpha]\nredact_fields = [\"desk_pin\"]\n",
+    ))
     .await;
     let secrets = [
         "cc-secret-Xq8Lm2Vb7Zt4",
@@ -226,11 +225,7 @@ stop_loss = "/risk/stop_pct"
 stop_loss_unit = "percent"
 id = "/meta/uid"
 "#;
-    let app = spawn_app(AppOptions {
-        config: config.into(),
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app(AppOptions::with_config(config)).await;
     let body = r#"{"meta":{"uid":"v-1"},"instrument":{"ticker":"ETHUSDT","venue":"KRAKEN"},
         "signal":{"direction":"LONG_EXIT","note":"tp hit"},"sizing":{"kind":"pct_equity","value":"2.5"},
         "risk":{"stop_pct":"1.5"}}"#;
@@ -266,10 +261,9 @@ id = "/meta/uid"
 
 #[actix_rt::test]
 async fn a_forced_format_reads_only_that_format() {
-    let app = spawn_app(AppOptions {
-        config: "[sources.alpha]\nformat = \"okx\"\n".into(),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(
+        "[sources.alpha]\nformat = \"okx\"\n",
+    ))
     .await;
     let okx = r#"{"action":"EXIT_SHORT","instrument":"ETH-USDT-SWAP","investmentType":"percentage_position","amount":"50"}"#;
     assert_eq!(app.post_custom(okx).await.status(), 202);

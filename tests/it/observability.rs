@@ -36,11 +36,11 @@ async fn metrics_logs_and_errors_carry_what_ops_need_and_no_secret() {
 
     // Every kind of traffic: accepted, refused, forged, malformed, rate limited, NATS down.
     let ok = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
-    let (s, b) = json_body(
-        app.send_signed_with("alpha", &sign(ok), &[("X-Correlation-Id", "obs-1")])
-            .await,
-    )
-    .await;
+    let (s, b) = app
+        .signed(&sign(ok))
+        .header("X-Correlation-Id", "obs-1")
+        .answer()
+        .await;
     assert_eq!(s, 202);
     keep(b);
     let tv = format!(r#"{{"passphrase":"{TV_TOKEN}","ticker":"ETHUSDT","action":"sell"}}"#);
@@ -86,15 +86,7 @@ async fn metrics_logs_and_errors_carry_what_ops_need_and_no_secret() {
     app.wait_ready(true).await;
 
     // Health and metrics.
-    let health: Value = app
-        .http
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = app.healthz().await;
     assert_eq!(health["nats"], "connected");
     assert_eq!(health["buffer"]["capacity"], 1000);
     // The refused request's message may still be draining from the buffer.
@@ -184,28 +176,19 @@ async fn lines_logged_inside_a_stage_name_the_request() {
     let nats = NatsServer::start();
     let gw = GatewayProcess::start(
         &nats.url(),
-        &AppOptions {
-            config: format!(
-                "[sources.alpha]\nsecrets = [{{ id = \"old\", secret = \"{EXPIRED}\", \
+        &AppOptions::with_config(format!(
+            "[sources.alpha]\nsecrets = [{{ id = \"old\", secret = \"{EXPIRED}\", \
                  not_after = \"2020-01-01T00:00:00Z\" }}]\n"
-            ),
-            ..Default::default()
-        },
+        )),
     )
     .await;
     let body = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
     let s = sign_with(EXPIRED, now_secs(), "n-expired", body);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/alpha", gw.base))
-        .header("Content-Type", "application/json")
-        .header("X-Timestamp", &s.timestamp)
-        .header("X-Nonce", &s.nonce)
-        .header("X-Signature", &s.signature)
+    let resp = gw
+        .signed(&s)
         .header("X-Correlation-Id", "corr-stage-line-1")
-        .body(s.body.clone())
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), 401);
     let logs = gw.logs();
     let lines: Vec<Value> = logs

@@ -554,15 +554,7 @@ async fn the_real_server_answers_as_documented() {
     let mut p = Vec::new();
     let body = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"0.5"}"#;
     let signed = |b: &str| sign(b);
-    let post_signed_as = |s: &Signed, content_type: &str| {
-        http.post(app.url("/webhooks/alpha"))
-            .header("Content-Type", content_type)
-            .header("X-Timestamp", &s.timestamp)
-            .header("X-Nonce", &s.nonce)
-            .header("X-Signature", &s.signature)
-            .body(s.body.clone())
-    };
-    let post_signed = |s: &Signed| post_signed_as(s, "application/json");
+    let post_signed = |s: &Signed| app.signed(s).request();
     let mut expect = |what: &str, got: (u16, Value), status: u16, code: &str| {
         let (s, v) = got;
         let c = v.get("code").and_then(Value::as_str).unwrap_or("");
@@ -709,7 +701,9 @@ async fn the_real_server_answers_as_documented() {
         "xml",
         exchange(
             &doc,
-            post_signed_as(&signed(body), "application/xml"),
+            app.signed(&signed(body))
+                .header("Content-Type", "application/xml")
+                .request(),
             &mut q,
         )
         .await,

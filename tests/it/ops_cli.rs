@@ -138,11 +138,7 @@ async fn sign_speaks_standard_webhooks_and_refuses_what_it_cannot_sign() {
     let config = format!(
         "[sources.beta]\nkind = \"custom\"\nscheme = \"standard-webhooks\"\nsecrets = [{{ id = \"k1\", secret = \"{secret}\" }}]\n"
     );
-    let app = spawn_app(AppOptions {
-        config: config.clone(),
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app(AppOptions::with_config(config.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("sources.toml");
     std::fs::write(&config_file, &config).unwrap();

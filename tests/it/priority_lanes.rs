@@ -140,26 +140,25 @@ async fn the_publish_buffer_keeps_room_for_the_high_lane() {
     }
 }
 
+/// A raw HTTP/1.1 TradingView alert (text, token in the URL) to `addr`.
+fn raw_alert(addr: &str, body: &str) -> String {
+    format!(
+        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// A raw HTTP/1.1 request on a connection opened `wait` before it is sent,
 /// as an alert that waited in the accept queue of a burst; its status.
 async fn tradingview_after(app: &TestApp, wait: Duration, body: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = app.base.trim_start_matches("http://").to_string();
-    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut conn = app.connect().await;
     tokio::time::sleep(wait).await;
-    let request = format!(
-        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).await.unwrap();
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+    conn.write_all(raw_alert(&app.addr(), body).as_bytes())
+        .await
+        .unwrap();
+    read_response(&mut conn).await
 }
 
 #[actix_rt::test]
@@ -187,51 +186,21 @@ async fn a_tradingview_alert_that_waited_too_long_to_be_read_is_shed_at_once() {
     );
 }
 
-/// One HTTP/1.1 response read off a kept-alive connection: its status.
-async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
-    use tokio::io::AsyncReadExt;
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "connection closed");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).await.unwrap();
-    head.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[actix_rt::test]
 async fn only_a_connections_first_request_counts_from_its_accept() {
     use tokio::io::AsyncWriteExt;
     let app = spawn_app(AppOptions::default()).await;
-    let addr = app.base.trim_start_matches("http://").to_string();
-    let alert = |body: &str| {
-        format!(
-            "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
-             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-    };
+    let addr = app.addr();
     // A client that probes health first, then sends alerts on the same
     // kept-alive connection, each after a pause longer than the normal
     // lane's 1 s budget for waiting: none of them waited to be read.
-    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut conn = app.connect().await;
     let probe = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     conn.write_all(probe.as_bytes()).await.unwrap();
     assert_eq!(read_response(&mut conn).await, 200);
     for n in 1..=2 {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        conn.write_all(alert(&format!("buy BTCUSDT {n}")).as_bytes())
+        conn.write_all(raw_alert(&addr, &format!("buy BTCUSDT {n}")).as_bytes())
             .await
             .unwrap();
         assert_eq!(read_response(&mut conn).await, 202, "alert {n}");

@@ -35,10 +35,10 @@ fn keys_config(keys: &[(&str, &str, Option<String>)]) -> String {
 
 #[actix_rt::test]
 async fn old_and_new_secrets_both_verify_during_the_overlap_and_the_old_fails_after() {
-    let app = spawn_app(AppOptions {
-        config: keys_config(&[("k1", OLD, Some(in_secs(3))), ("k2", NEW, None)]),
-        ..Default::default()
-    })
+    let app = spawn_app(AppOptions::with_config(keys_config(&[
+        ("k1", OLD, Some(in_secs(3))),
+        ("k2", NEW, None),
+    ])))
     .await;
     let app = &app;
     let send = |secret: &'static str, i: usize| {
@@ -80,10 +80,7 @@ async fn sighup_reloads_keys_without_a_restart() {
     let nats = NatsServer::start();
     let gw = GatewayProcess::start(
         &nats.url(),
-        &AppOptions {
-            config: keys_config(&[("k1", OLD, None)]),
-            ..Default::default()
-        },
+        &AppOptions::with_config(keys_config(&[("k1", OLD, None)])),
     )
     .await;
     let mut i = 0;
@@ -152,14 +149,7 @@ fn churning_config(n: usize) -> String {
 #[actix_rt::test]
 async fn reloads_under_traffic_never_refuse_a_source_that_stays() {
     let nats = NatsServer::start();
-    let gw = GatewayProcess::start(
-        &nats.url(),
-        &AppOptions {
-            config: churning_config(0),
-            ..Default::default()
-        },
-    )
-    .await;
+    let gw = GatewayProcess::start(&nats.url(), &AppOptions::with_config(churning_config(0))).await;
     let stop = std::sync::atomic::AtomicBool::new(false);
     // Two sources sent to, back to back, while the table is swapped every
     // 20 ms: each answer must be a 202 (no 403 from a half-swapped table,

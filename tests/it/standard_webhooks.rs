@@ -44,6 +44,15 @@ fn options() -> AppOptions {
     }
 }
 
+/// The three headers of a Standard Webhooks request.
+fn webhook_headers<'a>(id: &'a str, ts: &'a str, sig: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("webhook-id", id),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", sig),
+    ]
+}
+
 async fn send(app: &TestApp, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
     let mut req = app
         .http
@@ -63,11 +72,7 @@ async fn requests_signed_by_the_reference_library_are_accepted_once() {
     let ts = now_secs();
     let sig = reference_sign(SECRET, "msg_2a9Kx7", ts, body);
     let ts = ts.to_string();
-    let headers = [
-        ("webhook-id", "msg_2a9Kx7"),
-        ("webhook-timestamp", ts.as_str()),
-        ("webhook-signature", sig.as_str()),
-    ];
+    let headers = webhook_headers("msg_2a9Kx7", &ts, &sig);
     let (status, resp) = send(&app, &headers, body).await;
     assert_eq!(status, 202, "{resp}");
 
@@ -96,16 +101,9 @@ async fn several_signatures_one_valid_passes_and_forgeries_fail() {
     let good = reference_sign(SECRET, "msg_1", ts, body);
     let forged = reference_sign(OTHER, "msg_1", ts, body);
     let ts = ts.to_string();
-    let headers = |sig: &'static str| {
-        [
-            ("webhook-id", "msg_1"),
-            ("webhook-timestamp", ts.clone().leak() as &str),
-            ("webhook-signature", sig),
-        ]
-    };
+    let headers = |sig| webhook_headers("msg_1", &ts, sig);
     let truncated = &good[..good.len() - 5];
     for sig in [forged.as_str(), "v1,", truncated] {
-        let sig: &'static str = sig.to_string().leak();
         let (status, resp) = send(&app, &headers(sig), body).await;
         assert_eq!(
             (status, resp["code"].as_str()),
@@ -113,8 +111,8 @@ async fn several_signatures_one_valid_passes_and_forgeries_fail() {
             "{sig}"
         );
     }
-    let both: &'static str = format!("{forged} {good}").leak();
-    assert_eq!(send(&app, &headers(both), body).await.0, 202);
+    let both = format!("{forged} {good}");
+    assert_eq!(send(&app, &headers(&both), body).await.0, 202);
 }
 
 #[actix_rt::test]
@@ -124,11 +122,7 @@ async fn each_missing_header_and_timestamps_outside_the_tolerance_are_401() {
     let now = now_secs();
     let sig = reference_sign(SECRET, "msg_h", now, body);
     let ts = now.to_string();
-    let all = [
-        ("webhook-id", "msg_h"),
-        ("webhook-timestamp", ts.as_str()),
-        ("webhook-signature", sig.as_str()),
-    ];
+    let all = webhook_headers("msg_h", &ts, &sig);
     for (missing, code) in [
         ("webhook-id", "invalid_nonce"),
         ("webhook-timestamp", "invalid_timestamp"),
@@ -154,12 +148,7 @@ async fn each_missing_header_and_timestamps_outside_the_tolerance_are_401() {
             let id = format!("msg_t{offset}_{now}");
             let sig = reference_sign(SECRET, &id, when, body);
             let when = when.to_string();
-            let headers = [
-                ("webhook-id", id.as_str()),
-                ("webhook-timestamp", when.as_str()),
-                ("webhook-signature", sig.as_str()),
-            ];
-            let answer = send(&app, &headers, body).await;
+            let answer = send(&app, &webhook_headers(&id, &when, &sig), body).await;
             if now_secs() == now {
                 break answer;
             }

@@ -18,10 +18,7 @@ fn body(i: usize) -> String {
 }
 
 fn options(extra: &str) -> AppOptions {
-    AppOptions {
-        config: format!("{STREAM_CLAIMS}{extra}"),
-        ..AppOptions::default()
-    }
+    AppOptions::with_config(format!("{STREAM_CLAIMS}{extra}"))
 }
 
 /// Sends again while the answer is 503 (a retry, as API_SPEC tells callers
@@ -52,9 +49,9 @@ fn on<'a>(stored: &'a [Stored], prefix: &str) -> Vec<&'a Stored> {
 #[actix_rt::test]
 async fn claims_land_in_the_signals_batch_and_refuse_a_replay_and_a_duplicate() {
     let app = spawn_app(options("")).await;
-    let key = [("Idempotency-Key", "order-1")];
+    let key = "order-1";
     let signed = sign(&body(1));
-    let (status, first) = json_body(app.send_signed_with("alpha", &signed, &key).await).await;
+    let (status, first) = app.signed(&signed).idempotency_key(key).answer().await;
     assert_eq!(status, 202, "{first}");
 
     let stored = app.stream_messages().await;
@@ -79,14 +76,18 @@ async fn claims_land_in_the_signals_batch_and_refuse_a_replay_and_a_duplicate() 
     assert_eq!(stored[2].json["event_id"], first["event_id"]);
 
     // The same request again: its nonce is claimed.
-    let (status, resp) = json_body(app.send_signed_with("alpha", &signed, &key).await).await;
+    let (status, resp) = app.signed(&signed).idempotency_key(key).answer().await;
     assert_eq!(
         (status, resp["code"].as_str()),
         (409, Some("replay")),
         "{resp}"
     );
     // A fresh nonce, the same key: a duplicate naming the stored signal.
-    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(&body(1)), &key).await).await;
+    let (status, dup) = app
+        .signed(&sign(&body(1)))
+        .idempotency_key(key)
+        .answer()
+        .await;
     assert_eq!(
         (status, dup["code"].as_str()),
         (409, Some("duplicate")),
@@ -94,7 +95,11 @@ async fn claims_land_in_the_signals_batch_and_refuse_a_replay_and_a_duplicate() 
     );
     assert_eq!(dup["event_id"], first["event_id"]);
     assert_eq!(dup["payload_mismatch"], false);
-    let (status, dup) = json_body(app.send_signed_with("alpha", &sign(&body(2)), &key).await).await;
+    let (status, dup) = app
+        .signed(&sign(&body(2)))
+        .idempotency_key(key)
+        .answer()
+        .await;
     assert_eq!(
         (status, dup["payload_mismatch"].as_bool()),
         (409, Some(true)),
@@ -110,17 +115,17 @@ async fn claims_land_in_the_signals_batch_and_refuse_a_replay_and_a_duplicate() 
 async fn a_batch_that_failed_stored_nothing_so_its_retry_is_accepted() {
     let nats = NatsServer::start();
     let gw = GatewayProcess::start(&nats.url(), &options("")).await;
-    let key = [("Idempotency-Key", "order-2")];
+    let key = "order-2";
     let signed = sign(&body(1));
     nats.kill();
-    let (status, resp) = json_body(gw.send_signed_with("alpha", &signed, &key).await).await;
+    let (status, resp) = gw.signed(&signed).idempotency_key(key).answer().await;
     assert_eq!(status, 503, "{resp}");
     // The delivery gives up after the message window (4 s in the tests):
     // wait it out, so nothing of this request can land later.
     tokio::time::sleep(Duration::from_secs(5)).await;
     nats.restart();
     let (status, accepted) =
-        first_answer_not_503(|| gw.send_signed_with("alpha", &signed, &key)).await;
+        first_answer_not_503(|| gw.signed(&signed).idempotency_key(key).send()).await;
     assert_eq!(status, 202, "the retry is never a 409: {accepted}");
     let stored = read_stream(&nats.url()).await;
     assert_eq!(on(&stored, "signals.raw").len(), 1);
@@ -210,11 +215,15 @@ async fn on_a_three_node_r3_cluster_a_signal_and_its_claims_are_stored_once() {
         .collect::<Vec<_>>()
         .join(",");
     let gw = GatewayProcess::start(&urls, &options("[nats]\nstream_replicas = 3\n")).await;
-    let key = [("Idempotency-Key", "order-r3")];
+    let key = "order-r3";
     let signed = sign(&body(3));
-    let (status, first) = json_body(gw.send_signed_with("alpha", &signed, &key).await).await;
+    let (status, first) = gw.signed(&signed).idempotency_key(key).answer().await;
     assert_eq!(status, 202, "{first}");
-    let (status, dup) = json_body(gw.send_signed_with("alpha", &sign(&body(3)), &key).await).await;
+    let (status, dup) = gw
+        .signed(&sign(&body(3)))
+        .idempotency_key(key)
+        .answer()
+        .await;
     assert_eq!(
         (status, dup["event_id"].clone()),
         (409, first["event_id"].clone()),
@@ -240,10 +249,7 @@ async fn a_signal_larger_than_the_servers_max_payload_is_413_at_once_with_either
     );
     for backend in ["jetstream", "stream"] {
         let nats = NatsServer::start_with("max_payload: 65536\n");
-        let opts = AppOptions {
-            config: format!("[stores]\nbackend = \"{backend}\"\n"),
-            ..AppOptions::default()
-        };
+        let opts = AppOptions::with_config(format!("[stores]\nbackend = \"{backend}\"\n"));
         let app = spawn_app_with_nats(nats, opts).await;
         let started = Instant::now();
         let (status, resp) = json_body(app.post_custom(&big).await).await;
@@ -266,18 +272,20 @@ async fn a_signal_larger_than_the_servers_max_payload_is_413_at_once_with_either
 async fn a_retry_after_an_uncertain_batch_is_stored_once_and_named_by_its_event_id() {
     let nats = NatsServer::start();
     let gw = GatewayProcess::start(&nats.url(), &options("")).await;
-    let key = [("Idempotency-Key", "order-uncertain")];
+    let key = "order-uncertain";
     nats.pause(); // connected, nothing answers: the batch's outcome is unknown
-    let (status, resp) = json_body(gw.send_signed_with("alpha", &sign(&body(1)), &key).await).await;
+    let (status, resp) = gw
+        .signed(&sign(&body(1)))
+        .idempotency_key(key)
+        .answer()
+        .await;
     assert_eq!(status, 503, "{resp}");
     nats.resume();
     // The first batch may land now (its delivery keeps trying within the
     // message window): the retry, under a fresh nonce, is then a duplicate
     // naming the stored signal; otherwise it stores the signal itself.
-    let answer = first_answer_not_503(|| async {
-        gw.send_signed_with("alpha", &sign(&body(1)), &key).await
-    })
-    .await;
+    let answer =
+        first_answer_not_503(|| gw.signed(&sign(&body(1))).idempotency_key(key).send()).await;
     let stored = read_stream(&nats.url()).await;
     let raws = on(&stored, "signals.raw");
     assert_eq!(raws.len(), 1, "stored once");

@@ -49,6 +49,11 @@ fn issue(ca: &Ca, names: &[&str], subject: &[(DnType, &str)], client: bool) -> (
     (cert.pem(), key.serialize_pem())
 }
 
+/// The gateway's server certificate for `names`, issued by `ca`.
+fn gateway_cert(ca: &Ca, names: &[&str]) -> (String, String) {
+    issue(ca, names, &[(DnType::CommonName, "gateway")], false)
+}
+
 fn tradingview_cert(ca: &Ca, common_name: &str) -> (String, String) {
     issue(
         ca,
@@ -108,12 +113,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = ca("gateway test server CA");
     let client_ca = ca("TradingView test client CA");
-    let (cert, key) = issue(
-        &server_ca,
-        &["localhost", "127.0.0.1"],
-        &[(DnType::CommonName, "gateway")],
-        false,
-    );
+    let (cert, key) = gateway_cert(&server_ca, &["localhost", "127.0.0.1"]);
     let env = tls_env(dir.path(), "127.0.0.1:0".into(), &cert, &key, &client_ca);
     let app = spawn_app(AppOptions {
         env,
@@ -165,14 +165,11 @@ async fn tradingview_over_https_needs_its_client_certificate_beside_the_token() 
         (status, body["code"].as_str()),
         (401, Some("client_certificate_required"))
     );
-    let (status, body) = json_body(
+    let (status, body) = answer(
         s.app
             .http
             .post(s.app.url("/webhooks/tradingview"))
-            .json(&alert())
-            .send()
-            .await
-            .unwrap(),
+            .json(&alert()),
     )
     .await;
     assert_eq!(
@@ -199,17 +196,8 @@ async fn tradingview_over_https_needs_its_client_certificate_beside_the_token() 
     assert!(post(&rogue, &url, &alert()).await.is_err());
 
     // Sources without the rule are served over HTTPS without a certificate.
-    let body = r#"{"symbol":"ETHUSDT","action":"sell"}"#;
-    let signed = sign(body);
-    let resp = no_cert
-        .post(format!("{https}/webhooks/alpha"))
-        .header("X-Timestamp", &signed.timestamp)
-        .header("X-Nonce", &signed.nonce)
-        .header("X-Signature", &signed.signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let signed = sign(r#"{"symbol":"ETHUSDT","action":"sell"}"#);
+    let resp = SignedRequest::new(&no_cert, &https, &signed).send().await;
     assert_eq!(resp.status(), 202);
 
     let symbols: Vec<String> = s
@@ -242,12 +230,7 @@ async fn a_renewed_certificate_is_served_after_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let old_ca = ca("server CA");
     let client_ca = ca("client CA");
-    let (cert, key) = issue(
-        &old_ca,
-        &["127.0.0.1"],
-        &[(DnType::CommonName, "gateway")],
-        false,
-    );
+    let (cert, key) = gateway_cert(&old_ca, &["127.0.0.1"]);
     let tls_port = free_port();
     let gateway = GatewayProcess::start(
         &nats.url(),
@@ -269,12 +252,7 @@ async fn a_renewed_certificate_is_served_after_sighup() {
     assert_eq!(post(&trusts_old, &url, &alert()).await.unwrap().0, 202);
 
     let new_ca = ca("renewed server CA");
-    let (cert, key) = issue(
-        &new_ca,
-        &["127.0.0.1"],
-        &[(DnType::CommonName, "gateway")],
-        false,
-    );
+    let (cert, key) = gateway_cert(&new_ca, &["127.0.0.1"]);
     let trusts_new = client(&new_ca.pem, Some(&tv_cert));
     assert!(
         post(&trusts_new, &url, &alert()).await.is_err(),

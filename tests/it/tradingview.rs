@@ -272,6 +272,17 @@ token = "swing-token-Hq2Wd8Rk5Lp3"
     assert_eq!(norm.json["source"], "tv-swing");
 }
 
+/// `body` to `/webhooks/tradingview` as forwarded for `xff`.
+async fn forwarded_for(app: &TestApp, xff: &str, body: String) -> reqwest::Response {
+    app.http
+        .post(app.url("/webhooks/tradingview"))
+        .header("X-Forwarded-For", xff)
+        .body(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
 #[actix_rt::test]
 async fn sender_allowlist_honours_forwarded_for_only_from_trusted_proxies() {
     let config = r#"
@@ -279,19 +290,8 @@ async fn sender_allowlist_honours_forwarded_for_only_from_trusted_proxies() {
 allowed_ips = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
 "#;
     // The test client is 127.0.0.1: not TradingView.
-    let app = spawn_app(AppOptions {
-        config: config.into(),
-        ..Default::default()
-    })
-    .await;
-    let resp = app
-        .http
-        .post(app.url("/webhooks/tradingview"))
-        .header("X-Forwarded-For", "52.89.214.238")
-        .body(template(TV_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let app = spawn_app(AppOptions::with_config(config)).await;
+    let resp = forwarded_for(&app, "52.89.214.238", template(TV_TOKEN)).await;
     let (status, body) = json_body(resp).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -306,20 +306,12 @@ allowed_ips = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"]
         ..Default::default()
     })
     .await;
-    let send = |xff: &'static str, body: String| {
-        app.http
-            .post(app.url("/webhooks/tradingview"))
-            .header("X-Forwarded-For", xff)
-            .body(body)
-            .send()
-    };
     assert_eq!(
-        send("52.89.214.238", template(TV_TOKEN))
+        forwarded_for(&app, "52.89.214.238", template(TV_TOKEN))
             .await
-            .unwrap()
             .status(),
         202
     );
     let other = template(TV_TOKEN).replace("BTCUSDT", "ETHUSDT");
-    assert_eq!(send("6.6.6.6", other).await.unwrap().status(), 403);
+    assert_eq!(forwarded_for(&app, "6.6.6.6", other).await.status(), 403);
 }

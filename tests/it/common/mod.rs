@@ -224,6 +224,16 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// The defaults with `config` layered over them.
+    pub fn with_config(config: impl Into<String>) -> AppOptions {
+        AppOptions {
+            config: config.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Test defaults: short waits so fault tests finish quickly.
 const TEST_CONFIG: &str = r#"
 [auth_failures]
@@ -365,27 +375,42 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// A gateway signed requests can be sent to (in-process or a process).
+/// A gateway a test talks to over HTTP: in-process ([`TestApp`]) or the
+/// binary ([`GatewayProcess`]).
 #[allow(async_fn_in_trait)]
-pub trait SignedSender {
+pub trait Gateway {
     fn base(&self) -> &str;
     fn client(&self) -> reqwest::Client;
 
-    async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
-        self.send_signed_with(source, s, &[]).await
+    /// `s` as a request to source `alpha`, to adjust and send (see
+    /// [`SignedRequest`]).
+    fn signed(&self, s: &Signed) -> SignedRequest {
+        SignedRequest::new(&self.client(), self.base(), s)
     }
 
-    async fn send_signed_with(
-        &self,
-        source: &str,
-        s: &Signed,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        send_signed_to(&self.client(), self.base(), source, s, headers).await
+    /// `s` sent as it is to `/webhooks/{source}`.
+    async fn send_signed(&self, source: &str, s: &Signed) -> reqwest::Response {
+        self.signed(s).source(source).send().await
+    }
+
+    /// `GET /healthz`: its status and JSON body.
+    async fn healthz(&self) -> (u16, Value) {
+        healthz_at(&self.client(), self.base()).await
+    }
+
+    /// `GET /readyz`: its status.
+    async fn readyz(&self) -> u16 {
+        self.client()
+            .get(format!("{}/readyz", self.base()))
+            .send()
+            .await
+            .expect("readyz answered")
+            .status()
+            .as_u16()
     }
 }
 
-impl SignedSender for TestApp {
+impl Gateway for TestApp {
     fn base(&self) -> &str {
         &self.base
     }
@@ -394,7 +419,7 @@ impl SignedSender for TestApp {
     }
 }
 
-impl SignedSender for GatewayProcess {
+impl Gateway for GatewayProcess {
     fn base(&self) -> &str {
         &self.base
     }
@@ -403,36 +428,106 @@ impl SignedSender for GatewayProcess {
     }
 }
 
-/// Sends `s` to `{base}/webhooks/{source}` with its signature headers;
-/// `headers` add to them or replace them.
-pub async fn send_signed_to(
-    http: &reqwest::Client,
-    base: &str,
-    source: &str,
-    s: &Signed,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
-    // Insert, not append: a test's header replaces the default one.
-    let mut map = reqwest::header::HeaderMap::new();
-    let mut put = |k: &str, v: &str| {
-        map.insert(
-            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    };
-    put("content-type", "application/json");
-    put("x-timestamp", &s.timestamp);
-    put("x-nonce", &s.nonce);
-    put("x-signature", &s.signature);
-    for (k, v) in headers {
-        put(k, v);
+/// `GET {base}/healthz` with `http`: its status and JSON body.
+pub async fn healthz_at(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    answer(http.get(format!("{base}/healthz"))).await
+}
+
+/// Sends `req` and reads its answer as JSON (see [`json_body`]).
+pub async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    json_body(req.send().await.expect("request sent")).await
+}
+
+/// A signed custom-source request: `POST {base}/webhooks/alpha` with the
+/// signed body, `Content-Type: application/json` and the X-Timestamp,
+/// X-Nonce and X-Signature headers of a [`Signed`]. The timestamp, nonce and
+/// secret are chosen when signing ([`sign`], [`sign_with`]); this adjusts
+/// where it goes and how.
+#[must_use = "a request does nothing until it is sent"]
+pub struct SignedRequest {
+    http: reqwest::Client,
+    base: String,
+    source: String,
+    signed: Signed,
+    /// Set (`Some`) or removed (`None`), in order, over the defaults.
+    headers: Vec<(String, Option<String>)>,
+}
+
+impl SignedRequest {
+    /// `s` to `{base}/webhooks/alpha` through `http` (an HTTPS client, say);
+    /// a gateway's own client is [`Gateway::signed`].
+    pub fn new(http: &reqwest::Client, base: &str, s: &Signed) -> SignedRequest {
+        SignedRequest {
+            http: http.clone(),
+            base: base.to_owned(),
+            source: "alpha".to_owned(),
+            signed: s.clone(),
+            headers: Vec::new(),
+        }
     }
-    http.post(format!("{base}/webhooks/{source}"))
-        .headers(map)
-        .body(s.body.clone())
-        .send()
-        .await
-        .expect("request sent")
+
+    /// To `/webhooks/{source}` instead of `alpha`.
+    pub fn source(mut self, source: &str) -> Self {
+        source.clone_into(&mut self.source);
+        self
+    }
+
+    /// Adds `name`, or replaces a default header of that name.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    pub fn idempotency_key(self, key: &str) -> Self {
+        self.header("Idempotency-Key", key)
+    }
+
+    /// Leaves a default header out (a request missing its signature).
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.push((name.to_owned(), None));
+        self
+    }
+
+    /// The request, not sent yet.
+    pub fn request(&self) -> reqwest::RequestBuilder {
+        use reqwest::header::{HeaderMap, HeaderName};
+        let name = |k: &str| HeaderName::from_bytes(k.as_bytes()).unwrap();
+        let mut map = HeaderMap::new();
+        let s = &self.signed;
+        for (k, v) in [
+            ("content-type", "application/json"),
+            ("x-timestamp", &s.timestamp),
+            ("x-nonce", &s.nonce),
+            ("x-signature", &s.signature),
+        ] {
+            map.insert(name(k), v.parse().unwrap());
+        }
+        for (k, v) in &self.headers {
+            match v {
+                Some(v) => map.insert(name(k), v.parse().unwrap()),
+                None => map.remove(name(k)),
+            };
+        }
+        self.http
+            .post(format!("{}/webhooks/{}", self.base, self.source))
+            .headers(map)
+            .body(s.body.clone())
+    }
+
+    /// Sends it; a transport error is an `Err` (a request cut off by a
+    /// stopping gateway, say).
+    pub async fn try_send(self) -> reqwest::Result<reqwest::Response> {
+        self.request().send().await
+    }
+
+    pub async fn send(self) -> reqwest::Response {
+        self.try_send().await.expect("request sent")
+    }
+
+    /// Sends it and reads the answer as JSON (see [`json_body`]).
+    pub async fn answer(self) -> (u16, Value) {
+        json_body(self.send().await).await
+    }
 }
 
 /// A signed custom-source request, ready to send (or send again).
@@ -495,20 +590,6 @@ impl TestApp {
         self.send_signed("alpha", &sign(body)).await
     }
 
-    /// Like [`TestApp::post_custom`], reporting transport errors instead of panicking.
-    pub async fn post_custom_owned(&self, body: String) -> reqwest::Result<reqwest::Response> {
-        let s = sign(&body);
-        self.http
-            .post(self.url("/webhooks/alpha"))
-            .header("Content-Type", "application/json")
-            .header("X-Timestamp", &s.timestamp)
-            .header("X-Nonce", &s.nonce)
-            .header("X-Signature", &s.signature)
-            .body(body)
-            .send()
-            .await
-    }
-
     pub async fn post_tradingview(
         &self,
         path: &str,
@@ -554,6 +635,48 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
+
+    /// `127.0.0.1:PORT` of the plain-HTTP listener, for raw sockets.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// A raw TCP connection to the plain-HTTP listener.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.addr())
+            .await
+            .expect("connect to the gateway")
+    }
+}
+
+/// The status code of the HTTP/1.1 status line `answer` starts with.
+pub fn status_of(answer: &str) -> Option<u16> {
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One HTTP/1.1 response read off a connection that stays open (kept
+/// alive): its head, then as many body bytes as its Content-Length says.
+/// Its status.
+pub async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "connection closed");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).await.unwrap();
+    status_of(&head).unwrap_or_else(|| panic!("no status in {head:?}"))
 }
 
 /// One message read back from JetStream.
