@@ -13,6 +13,7 @@ mod fail_closed;
 mod fuzz_regressions;
 mod hostile_clients;
 mod idempotency;
+mod layers;
 mod limits;
 mod nats_client_requests;
 mod nats_server_check;
