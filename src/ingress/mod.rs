@@ -171,23 +171,16 @@ async fn serve(
         source.priority,
         &state.settings.lanes,
     ) {
-        counted.shed();
-        let err = GatewayError::refused(
-            Code::Overloaded,
-            "the request waited too long to be read to be answered in time; retry shortly",
-        );
+        let why = "the request waited too long to be read to be answered in time; retry shortly";
         request::hold_unfinished(&req, payload);
-        return finish(Some(source), counted, &corr_id, started, Err(err));
+        return shed(source, counted, &corr_id, started, why);
     }
     // Under saturation lower lanes are refused before any work.
     let Some(_in_flight) = state.lanes.enter(source.priority) else {
-        counted.shed();
-        let err = GatewayError::refused(
-            Code::Overloaded,
-            "the gateway is saturated and serves higher-priority sources first; retry shortly",
-        );
+        let why =
+            "the gateway is saturated and serves higher-priority sources first; retry shortly";
         request::hold_unfinished(&req, payload);
-        return finish(Some(source), counted, &corr_id, started, Err(err));
+        return shed(source, counted, &corr_id, started, why);
     };
     let mut payload = payload;
     let outcome = receive(&req, &mut payload, &state, &entry, &corr_id, started).await;
@@ -199,6 +192,20 @@ async fn serve(
         request::hold_unfinished(&req, payload);
     }
     finish(Some(source), counted, &corr_id, started, outcome)
+}
+
+/// Answers 503 `overloaded` to a request refused before any work, to keep
+/// its lane's answers in time or room for higher lanes.
+fn shed(
+    source: &Arc<SourceConfig>,
+    counted: &SourceMetrics,
+    corr_id: &CorrId,
+    started: Instant,
+    why: &'static str,
+) -> HttpResponse {
+    counted.shed();
+    let err = GatewayError::refused(Code::Overloaded, why);
+    finish(Some(source), counted, corr_id, started, Err(err))
 }
 
 async fn receive(

@@ -27,15 +27,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use at_gateway_bench::cpu_seconds;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{client::Resumption, ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-/// Linux reports /proc CPU times in USER_HZ ticks, 100 per second.
-const USER_HZ: f64 = 100.0;
 
 struct Target {
     host_port: String,
@@ -63,14 +61,6 @@ fn usage() -> ! {
          [--watch NAME=PID[,PID...]]"
     );
     std::process::exit(2)
-}
-
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
 }
 
 fn cpu_group(pids: &[String]) -> Option<f64> {

@@ -44,6 +44,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use at_gateway::auth::signature::sign;
+use at_gateway_bench::cpu_seconds;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::BodyExt;
@@ -67,8 +68,6 @@ const EXPECTED_MAX_RPS: f64 = 160_000.0;
 /// Timestamps are taken once, before the run; the gateway accepts them for
 /// 300 s, so a run (signing included) must stay well inside that.
 const MAX_RUN_SECS: f64 = 240.0;
-/// Linux reports /proc CPU times in USER_HZ ticks, 100 per second.
-const USER_HZ: f64 = 100.0;
 
 struct Opts {
     /// With `{i}` where the source index goes when `sources > 1`.
@@ -452,17 +451,6 @@ async fn run_connection(shared: Arc<Shared>) -> Stats {
         eprintln!("loadgen: a connection saw errors, last: {e}");
     }
     stats
-}
-
-/// utime + stime of a process (all its threads), in seconds, from /proc.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces;
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after it.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
 }
 
 /// A `kB` line of /proc/PID/status (VmHWM, VmRSS).
