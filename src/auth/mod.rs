@@ -397,11 +397,15 @@ fn verify_tradingview(
             });
         }
     }
-    let expected = source.token.as_ref().ok_or_else(|| {
-        GatewayError::refused(Code::Misconfigured, "source has no token configured")
-    })?;
-    let verified =
-        tradingview::verify(body, creds.query_token.as_deref(), expected).map_err(|e| match e {
+    if source.tokens.is_empty() {
+        return Err(GatewayError::refused(
+            Code::Misconfigured,
+            "source has no token configured",
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let verified = tradingview::verify(body, creds.query_token.as_deref(), &source.tokens, now)
+        .map_err(|e| match e {
             tradingview::TokenError::Missing => GatewayError::refused(
                 Code::MissingToken,
                 "a token is required: the JSON field \"passphrase\" or the query parameter token",

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use ipnet::IpNet;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::sources::TokenDigest;
 
 /// What replaces the token's bytes in a published body.
 pub const REDACTED: &[u8] = b"[REDACTED]";
@@ -29,14 +29,6 @@ pub enum TokenError {
     /// The passphrase matched only after JSON unescaping, so its bytes could
     /// not be redacted from the raw body.
     Escaped,
-}
-
-/// Constant-time token comparison that does not leak the length either:
-/// both sides are hashed first.
-pub fn token_matches(presented: &str, expected: &SecretString) -> bool {
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(expected.expose_secret().as_bytes());
-    a.ct_eq(&b).into()
 }
 
 /// `true` when `ip` is inside one of `allowed`.
@@ -61,10 +53,13 @@ pub struct Verified {
 ///
 /// Every token presented must match: a JSON body's `passphrase` and the
 /// `token` query parameter, whichever are there; at least one must be.
+/// `expected`: the source's live tokens (any one verifies; compared in
+/// constant time on digests, `TokenDigest::matches`).
 pub fn verify(
     body: Bytes,
     query_token: Option<&str>,
-    expected: &SecretString,
+    expected: &[TokenDigest],
+    now: OffsetDateTime,
 ) -> Result<Verified, TokenError> {
     // TradingView labels anything that is not exactly valid JSON as
     // text/plain; the body's content decides, not its header.
@@ -84,16 +79,29 @@ pub fn verify(
         return Err(TokenError::Missing);
     }
     for presented in passphrases.iter().map(String::as_str).chain(query_token) {
-        if !token_matches(presented, expected) {
+        if !expected.iter().any(|t| t.matches(presented, now)) {
             return Err(TokenError::Mismatch);
         }
     }
-    let token = expected.expose_secret().as_bytes();
-    let redacted = redact(&body, token);
-    if !passphrases.is_empty() && redacted.is_none() {
-        return Err(TokenError::Escaped);
+    // The gateway keeps only digests: what is redacted is each token as
+    // presented (every one matched a live token). A passphrase's bytes must
+    // be found in the body, or it was escaped and cannot be redacted.
+    let mut clean: Option<Bytes> = None;
+    let mut distinct: Vec<&str> = passphrases.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for token in distinct {
+        match redact(clean.as_ref().unwrap_or(&body), token.as_bytes()) {
+            Some(redacted) => clean = Some(redacted),
+            None => return Err(TokenError::Escaped),
+        }
     }
-    let (body, json) = match redacted {
+    if let Some(token) = query_token {
+        if let Some(redacted) = redact(clean.as_ref().unwrap_or(&body), token.as_bytes()) {
+            clean = Some(redacted);
+        }
+    }
+    let (body, json) = match clean {
         // Re-read the redacted body, so the token cannot survive anywhere in
         // the parsed value either.
         Some(clean) => {
@@ -177,8 +185,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn secret() -> SecretString {
-        SecretString::from("tv-token-0123456789")
+    fn secret() -> Vec<TokenDigest> {
+        vec![TokenDigest::of("tv-token-0123456789", None)]
+    }
+
+    fn verify(
+        body: Bytes,
+        query: Option<&str>,
+        expected: &[TokenDigest],
+    ) -> Result<Verified, TokenError> {
+        super::verify(body, query, expected, OffsetDateTime::now_utc())
     }
 
     #[test]

@@ -241,7 +241,7 @@ fn source_table(doc: &mut Doc, s: &SourceConfig) {
         scheme,
         tolerance,
         keys,
-        token,
+        tokens,
         rate_limit_rps,
         rate_limit_burst,
         allowed_ips,
@@ -263,7 +263,8 @@ fn source_table(doc: &mut Doc, s: &SourceConfig) {
         }
         doc.set_inline("secrets", inline_list(keys.iter().map(key_entry)));
     }
-    if token.is_some() {
+    // A file names one token; more (a rotation) come only from the registry.
+    if !tokens.is_empty() {
         doc.set("token", REDACTED);
     }
     doc.set("rate_limit_rps", *rate_limit_rps);

@@ -31,47 +31,51 @@ pub struct SourceDefaults {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
-    kind: Option<SourceKind>,
+    pub(super) kind: Option<SourceKind>,
     /// Custom sources: the signing scheme.
-    scheme: Option<CustomScheme>,
+    pub(super) scheme: Option<CustomScheme>,
     /// Standard Webhooks: how far `webhook-timestamp` may be from now.
-    tolerance_sec: Option<u64>,
+    pub(super) tolerance_sec: Option<u64>,
     /// Custom sources: one secret, or several (`secrets`) during a rotation.
-    secret: Option<SecretString>,
+    pub(super) secret: Option<SecretString>,
     #[serde(default)]
-    secrets: Vec<RawKey>,
+    pub(super) secrets: Vec<RawKey>,
     /// TradingView sources: the token (alias `passphrase`).
     #[serde(alias = "passphrase")]
-    token: Option<SecretString>,
-    rate_limit_rps: Option<u32>,
-    rate_limit_burst: Option<u32>,
+    pub(super) token: Option<SecretString>,
+    pub(super) rate_limit_rps: Option<u32>,
+    pub(super) rate_limit_burst: Option<u32>,
     /// Sender addresses or networks allowed for this source (CIDR).
-    allowed_ips: Option<Vec<String>>,
+    pub(super) allowed_ips: Option<Vec<String>>,
     /// Cap on how long a request of this source waits for its acks.
-    ack_wait_ms: Option<u64>,
+    pub(super) ack_wait_ms: Option<u64>,
     /// A client certificate required over HTTPS, beside the token or
     /// signature (TradingView presents CN "TradingView Webhooks").
-    client_cert: Option<ClientCertRule>,
+    pub(super) client_cert: Option<ClientCertRule>,
     /// Lane under saturation: high, normal (default) or low.
-    priority: Option<Priority>,
+    pub(super) priority: Option<Priority>,
     /// Which adapter reads the payloads; `auto` picks by content.
-    format: Option<FormatChoice>,
+    pub(super) format: Option<FormatChoice>,
     /// A vendor format that is not built in, mapped field by field.
-    mapping: Option<MappingSettings>,
+    pub(super) mapping: Option<MappingSettings>,
     /// More body field names redacted as credentials, beside the defaults.
     #[serde(default)]
-    redact_fields: Vec<String>,
+    pub(super) redact_fields: Vec<String>,
     /// How long a re-sent identical body (no id of its own) answers 409.
-    content_dedupe_sec: Option<u64>,
+    pub(super) content_dedupe_sec: Option<u64>,
+    /// Registry sources: the TradingView tokens' digests (a file names its
+    /// token in clear, which is hashed as it is read).
+    #[serde(skip)]
+    pub(super) token_digests: Vec<TokenDigest>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawKey {
-    id: String,
-    secret: SecretString,
+pub(super) struct RawKey {
+    pub(super) id: String,
+    pub(super) secret: SecretString,
     /// RFC 3339; after it the key no longer verifies (end of a rotation).
-    not_after: Option<String>,
+    pub(super) not_after: Option<String>,
 }
 
 /// Builds and validates one allowed source from its section (empty when the
@@ -89,7 +93,7 @@ pub fn build_source(
         SourceKind::Custom
     });
     let mut keys = Vec::new();
-    let mut token = None;
+    let mut tokens = Vec::new();
     match kind {
         SourceKind::Custom => {
             if let Some(secret) = file.secret {
@@ -157,6 +161,10 @@ pub fn build_source(
                 }
             }
         }
+        SourceKind::Tradingview if file.token.is_none() && !file.token_digests.is_empty() => {
+            // A registry source: its tokens were stored as digests.
+            tokens = file.token_digests;
+        }
         SourceKind::Tradingview => {
             let t = file
                 .token
@@ -172,7 +180,7 @@ pub fn build_source(
                     )
                 })?;
             validate_token(&name, t.expose_secret())?;
-            token = Some(t);
+            tokens.push(TokenDigest::of(t.expose_secret(), None));
         }
     }
     let ack_wait = Duration::from_millis(file.ack_wait_ms.unwrap_or(match kind {
@@ -255,7 +263,7 @@ pub fn build_source(
         scheme,
         tolerance,
         keys,
-        token,
+        tokens,
         rate_limit_rps,
         rate_limit_burst: file
             .rate_limit_burst

@@ -7,6 +7,7 @@
 //! `lanes`: configuration depends on it, it depends on no stage.
 
 mod build;
+pub mod registry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use base64::Engine;
 use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::ids::SourceId;
@@ -176,8 +179,9 @@ pub struct SourceConfig {
     pub tolerance: Duration,
     /// Custom sources: every live key (any one verifies).
     pub keys: Vec<HmacKey>,
-    /// TradingView sources: the token.
-    pub token: Option<SecretString>,
+    /// TradingView sources: the live tokens, as digests (any one verifies;
+    /// more than one during a rotation).
+    pub tokens: Vec<TokenDigest>,
     pub rate_limit_rps: u32,
     pub rate_limit_burst: u32,
     pub allowed_ips: Option<Vec<IpNet>>,
@@ -205,6 +209,55 @@ pub type SourceMap = HashMap<SourceId, Arc<SourceConfig>>;
 /// minute covers every re-send of one alert while two alerts of the same
 /// text on two bars (a minute apart or more) stay two signals.
 pub const DEFAULT_CONTENT_DEDUPE_SEC: u64 = 60;
+
+/// A TradingView token as the gateway keeps it: its SHA-256, never the
+/// token itself (a registry stores only this; a file's token is hashed as
+/// it is read). A token is at least 16 characters chosen by the operator or
+/// 32 random bytes made by `at-gateway sources`, so a plain digest is as
+/// strong as a slow hash would be.
+#[derive(Clone)]
+pub struct TokenDigest {
+    digest: [u8; 32],
+    /// After this instant the token verifies nothing (end of a rotation).
+    pub not_after: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenDigest")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenDigest {
+    /// The digest of `token`, valid until `not_after`.
+    pub fn of(token: &str, not_after: Option<OffsetDateTime>) -> TokenDigest {
+        TokenDigest {
+            digest: Sha256::digest(token.as_bytes()).into(),
+            not_after,
+        }
+    }
+
+    /// A digest as stored: 64 hex digits.
+    pub fn from_hex(hex_digest: &str, not_after: Option<OffsetDateTime>) -> Option<TokenDigest> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut digest).ok()?;
+        Some(TokenDigest { digest, not_after })
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// Whether `presented` is this token, compared in constant time (on
+    /// digests, so the length does not leak either) and still live at `now`.
+    pub fn matches(&self, presented: &str, now: OffsetDateTime) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let equal: bool = presented.ct_eq(&self.digest).into();
+        equal && self.not_after.is_none_or(|t| now < t)
+    }
+}
 
 /// The HMAC key of a Standard Webhooks `whsec_…` secret (the prefix is
 /// optional, padding too, as in the reference libraries).
