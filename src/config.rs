@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::ids::SourceId;
 use crate::lanes::LaneSettings;
+use crate::sources::registry::RegistryKey;
 use crate::sources::{
     build_source, parse_nets, SourceConfig, SourceDefaults, SourceMap, SourceSection,
 };
@@ -51,6 +52,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TLS_CERT_FILE", "tls.cert_file"),
     ("TLS_KEY_FILE", "tls.key_file"),
     ("TLS_CLIENT_CA_FILE", "tls.client_ca_file"),
+    ("SOURCE_REGISTRY", "registry.enabled"),
+    ("SOURCE_REGISTRY_BUCKET", "registry.bucket"),
+    ("SOURCE_REGISTRY_KEY", "registry.key"),
+    ("SOURCE_REGISTRY_KEY_FILE", "registry.key_file"),
+    ("PUBLIC_URL", "registry.public_url"),
 ];
 
 /// A configuration problem, naming the setting at fault.
@@ -112,8 +118,32 @@ struct RawSettings {
     stores: StoreSettings,
     tls: RawTls,
     lanes: LaneSettings,
+    registry: RawRegistry,
     #[serde(default)]
     sources: BTreeMap<String, SourceSection>,
+}
+
+/// `[registry]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    enabled: bool,
+    bucket: String,
+    /// `SOURCE_REGISTRY_KEY` only: never in a file.
+    #[serde(default)]
+    key: Option<SecretString>,
+    key_file: String,
+    public_url: String,
+}
+
+/// The source registry (`sources/registry.rs`), when enabled.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub bucket: String,
+    /// Opens the sealed HMAC secrets.
+    pub key: Arc<RegistryKey>,
+    /// The gateway's public base URL, for the webhook URLs `sources add` prints.
+    pub public_url: String,
 }
 
 /// `[tls]` as written: empty strings mean "not set".
@@ -316,6 +346,11 @@ pub struct Settings {
     pub sources: Arc<SourceMap>,
     /// The `--config` file, read again on reload.
     pub config_file: Option<PathBuf>,
+    /// The source registry, if `registry.enabled`.
+    pub registry: Option<RegistrySettings>,
+    /// What a source takes from the gateway-wide settings; registry sources
+    /// are built with it as they arrive.
+    pub source_defaults: Arc<SourceDefaults>,
 }
 
 impl Settings {
@@ -511,6 +546,7 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         tracing::warn!(source = %name, "source is configured but not in ALLOWED_SOURCES; it will get 403");
     }
     let tls = problems.check(tls_settings(&raw.tls)).flatten();
+    let registry = problems.check(registry_settings(&raw.registry)).flatten();
     let verifies_clients = tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
     if let Some(source) = sources.values().find(|s| s.client_cert.is_some()) {
         if !verifies_clients {
@@ -540,7 +576,44 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         lanes: raw.lanes,
         sources: Arc::new(sources),
         config_file: None,
+        registry,
+        source_defaults: Arc::new(defaults),
     })
+}
+
+fn registry_settings(raw: &RawRegistry) -> Result<Option<RegistrySettings>, ConfigError> {
+    if !raw.enabled {
+        return Ok(None);
+    }
+    let key_text = match (&raw.key, raw.key_file.trim()) {
+        (Some(key), _) => key.clone(),
+        (None, "") => {
+            return Err(bad(
+                "registry.enabled needs its key: SOURCE_REGISTRY_KEY (base64 of 32 random bytes; \
+                 `at-gateway sources new-key` makes one) or registry.key_file (SOURCE_REGISTRY_KEY_FILE)",
+            ))
+        }
+        (None, path) => std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|e| bad(format!("registry.key_file (SOURCE_REGISTRY_KEY_FILE) {path}: {e}")))?,
+    };
+    let key = RegistryKey::from_base64(&key_text)
+        .map_err(|e| bad(format!("registry key (SOURCE_REGISTRY_KEY): {e}")))?;
+    if raw.bucket.is_empty()
+        || raw
+            .bucket
+            .contains(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(bad(format!(
+            "registry.bucket (SOURCE_REGISTRY_BUCKET): '{}' must be letters, digits, - and _",
+            raw.bucket
+        )));
+    }
+    Ok(Some(RegistrySettings {
+        bucket: raw.bucket.clone(),
+        key: Arc::new(key),
+        public_url: raw.public_url.trim_end_matches('/').to_owned(),
+    }))
 }
 
 fn tls_settings(raw: &RawTls) -> Result<Option<TlsSettings>, ConfigError> {

@@ -24,8 +24,8 @@ use time::format_description::well_known::Rfc3339;
 use toml::Value;
 
 use crate::config::{
-    AuthFailureSettings, EventFormat, HttpSettings, NatsSettings, NormalizedSchema, Settings,
-    StoreBackend, StoreSettings, SubjectFormats, TlsSettings,
+    AuthFailureSettings, EventFormat, HttpSettings, NatsSettings, NormalizedSchema,
+    RegistrySettings, Settings, StoreBackend, StoreSettings, SubjectFormats, TlsSettings,
 };
 use crate::lanes::LaneSettings;
 use crate::sources::{
@@ -62,8 +62,11 @@ pub fn effective_toml(settings: &Settings) -> String {
         tls,
         lanes,
         sources,
+        registry,
         // Where the settings came from, not a setting.
         config_file: _,
+        // Printed as each source's own values.
+        source_defaults: _,
     } = settings;
     let mut sources: Vec<&SourceConfig> = sources.values().map(|s| &**s).collect();
     sources.sort_by(|a, b| a.id.cmp(&b.id));
@@ -84,10 +87,29 @@ pub fn effective_toml(settings: &Settings) -> String {
     lanes_table(&mut doc, lanes);
     tls_table(&mut doc, tls.as_ref());
     stores_table(&mut doc, stores);
+    registry_table(&mut doc, registry.as_ref());
     for source in sources {
         source_table(&mut doc, source);
     }
     doc.0
+}
+
+fn registry_table(doc: &mut Doc, r: Option<&RegistrySettings>) {
+    doc.table(&["registry"]);
+    let Some(RegistrySettings {
+        bucket,
+        key: _,
+        public_url,
+    }) = r
+    else {
+        doc.set("enabled", false);
+        return;
+    };
+    doc.set("enabled", true);
+    doc.set("bucket", bucket.as_str());
+    // The key (SOURCE_REGISTRY_KEY or key_file) is a secret.
+    doc.set("key", REDACTED);
+    doc.set("public_url", public_url.as_str());
 }
 
 fn auth_failures_table(doc: &mut Doc, a: &AuthFailureSettings) {

@@ -14,6 +14,7 @@ use super::*;
 
 /// What a source takes from the gateway-wide settings when its own section
 /// does not say.
+#[derive(Debug)]
 pub struct SourceDefaults {
     /// `API_KEY_HMAC_SECRET`: the key of every custom source without one.
     pub hmac_secret: Option<SecretString>,

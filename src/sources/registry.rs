@@ -35,6 +35,7 @@ pub const DEFAULT_BUCKET: &str = "at-gateway-sources";
 const CLEAR_SECRETS: &[&str] = &["secret", "secrets", "token", "passphrase"];
 
 /// The key that seals the registry's HMAC secrets.
+#[derive(Clone)]
 pub struct RegistryKey(Key);
 
 impl std::fmt::Debug for RegistryKey {
