@@ -31,7 +31,8 @@ use crate::pipeline::{Reception, Stages};
 use crate::publish::connection::{self, NatsHealth};
 use crate::publish::{Buffer, Publisher};
 use crate::ratelimit::RateLimiter;
-use crate::reload::{self, LiveSources, Reloader};
+use crate::reload::registry::RegistryStatus;
+use crate::reload::{self, LiveSources, Reloader, Tables};
 use crate::tls;
 
 /// Where claims are kept, as shared by every worker.
@@ -66,6 +67,7 @@ struct Shared {
     buffer: Arc<Buffer>,
     lanes: Arc<Lanes>,
     health: Arc<NatsHealth>,
+    registry: Option<Arc<RegistryStatus>>,
 }
 
 impl Shared {
@@ -102,6 +104,7 @@ impl Shared {
             reception,
             health: self.health.clone(),
             lanes: self.lanes.clone(),
+            registry: self.registry.clone(),
         }
     }
 
@@ -232,17 +235,30 @@ impl Application {
         connection::validate_url(&settings.nats.url).map_err(anyhow::Error::msg)?;
         let settings = Arc::new(settings);
         let health = NatsHealth::new();
-        let sources = reload::live(&settings);
+        let tables = Tables::new(settings.sources.clone());
+        let sources = tables.live();
         let tls = match &settings.tls {
             Some(t) => Some(tls::server_config(t).map_err(anyhow::Error::msg)?),
             None => None,
         };
         let reloader = Reloader::new(
             settings.config_file.clone(),
-            sources.clone(),
+            tables.clone(),
             tls.as_ref().map(|(_, certs)| certs.clone()),
         );
         actix_rt::spawn(reloader.clone().on_sighup());
+        let registry = settings.registry.clone().map(|registry| {
+            let status = Arc::new(RegistryStatus::default());
+            actix_rt::spawn(reload::registry::watch(
+                tables.clone(),
+                status.clone(),
+                registry,
+                settings.nats.clone(),
+                settings.source_defaults.clone(),
+                format!("{}-registry", settings.service_name),
+            ));
+            status
+        });
         let shared = Shared {
             stores: shared_stores(&settings),
             sources,
@@ -258,6 +274,7 @@ impl Application {
             ),
             lanes: Lanes::new(settings.lanes),
             health: health.clone(),
+            registry,
             settings: settings.clone(),
         };
 

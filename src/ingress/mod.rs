@@ -37,6 +37,8 @@ pub struct WorkerState {
     pub health: Arc<NatsHealth>,
     /// Requests in flight, by priority lane (shared by every worker).
     pub lanes: Arc<crate::lanes::Lanes>,
+    /// The source registry's state, when it is enabled.
+    pub registry: Option<Arc<crate::reload::registry::RegistryStatus>>,
 }
 
 /// The paths [`webhook`] serves under the `/webhooks` scope, POST only
@@ -345,7 +347,7 @@ async fn healthz(
     request::hold_unfinished(&req, payload);
     let report = state.health.report();
     let m = metrics();
-    HttpResponse::Ok().json(json!({
+    let mut body = json!({
         "status": "ok",
         "service": state.settings.service_name,
         "nats": report.nats,
@@ -355,7 +357,16 @@ async fn healthz(
             "depth": m.buffer_depth.get(),
             "capacity": m.buffer_capacity.get(),
         },
-    }))
+    });
+    // `stale`: the registry cannot be read, its last good table is served.
+    if let Some(registry) = &state.registry {
+        body["registry"] = json!({
+            "state": registry.state(),
+            "sources": registry.sources(),
+            "invalid": registry.invalid(),
+        });
+    }
+    HttpResponse::Ok().json(body)
 }
 
 async fn readyz(

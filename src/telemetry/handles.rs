@@ -4,13 +4,14 @@
 //! then kept, so serving a request hashes no label strings, and a label set
 //! shows in `/metrics` only once something was counted under it.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use prometheus::{Histogram, IntCounter};
 
-use super::{metrics, UNKNOWN_SOURCE};
+use super::{metrics, REGISTRY_SOURCE, UNKNOWN_SOURCE};
+use crate::lanes::Priority;
 
 /// The statuses a webhook is answered with; any other is looked up each time.
 const STATUSES: [u16; 14] = [
@@ -26,6 +27,9 @@ pub struct SourceMetrics {
     shed: OnceLock<IntCounter>,
     /// Per HMAC key id of the source.
     key_used: Vec<(String, OnceLock<IntCounter>)>,
+    /// Shared by many sources (the registry's): every key counts under
+    /// one `key_id` label, `*`, so key ids cannot grow the series either.
+    any_key: bool,
 }
 
 impl SourceMetrics {
@@ -44,7 +48,23 @@ impl SourceMetrics {
                 .into_iter()
                 .map(|id| (id.to_string(), OnceLock::new()))
                 .collect(),
+            any_key: false,
         }
+    }
+
+    /// Handles shared by every source of the registry in one priority lane.
+    pub fn registry(priority: Priority) -> Arc<SourceMetrics> {
+        static SHARED: OnceLock<[Arc<SourceMetrics>; 3]> = OnceLock::new();
+        let lanes = [Priority::High, Priority::Normal, Priority::Low];
+        let shared = SHARED.get_or_init(|| {
+            lanes.map(|p| {
+                let mut m = SourceMetrics::new(REGISTRY_SOURCE, p.as_str(), ["*"]);
+                m.any_key = true;
+                Arc::new(m)
+            })
+        });
+        let i = lanes.iter().position(|p| *p == priority).unwrap_or(1);
+        shared[i].clone()
     }
 
     /// Requests for a source that is not allowed, all under one label.
@@ -81,6 +101,7 @@ impl SourceMetrics {
 
     /// Counts a verification by `key_id`.
     pub fn key_used(&self, key_id: &str) {
+        let key_id = if self.any_key { "*" } else { key_id };
         let m = metrics();
         match self.key_used.iter().find(|(id, _)| id == key_id) {
             Some((_, c)) => c

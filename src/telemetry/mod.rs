@@ -21,6 +21,11 @@ pub use handles::{PublishMetrics, PublishStatus, SourceMetrics};
 /// Source label used for every source that is not allowed.
 pub const UNKNOWN_SOURCE: &str = "unknown";
 
+/// Source label shared by every source of the registry: a platform's
+/// thousands of sources would be thousands of series per metric, more than
+/// a Prometheus server can afford; their logs name each one.
+pub const REGISTRY_SOURCE: &str = "registry";
+
 /// Latency buckets in seconds, dense around the millisecond scale the
 /// gateway works at and up to TradingView's 3 s deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -60,6 +65,13 @@ pub struct Metrics {
     /// `gateway_requests_shed_total{source,priority}`: refused under
     /// saturation to keep room for higher-priority lanes.
     pub requests_shed: IntCounterVec,
+    /// 1 while the source registry is watched and in sync, else 0 (the
+    /// last good table is served meanwhile).
+    pub registry_up: IntGauge,
+    /// Sources served from the registry.
+    pub registry_sources: IntGauge,
+    /// Registry records that do not build (not served; the log says why).
+    pub registry_invalid: IntGauge,
 }
 
 fn build() -> Metrics {
@@ -165,6 +177,18 @@ fn build() -> Metrics {
         auth_key_used,
         stage_restarts,
         requests_shed,
+        registry_up: gauge(
+            "gateway_registry_up",
+            "1 while the source registry is watched and in sync; 0: the last good table is served",
+        ),
+        registry_sources: gauge(
+            "gateway_registry_sources",
+            "Sources served from the source registry",
+        ),
+        registry_invalid: gauge(
+            "gateway_registry_invalid_records",
+            "Source registry records that do not build and are not served",
+        ),
         registry,
     }
 }
