@@ -1,10 +1,12 @@
 //! The authenticator stage: proves who sent a request.
 //!
-//! Custom sources: HMAC signature, timestamp window, (source, nonce) replay.
+//! Custom sources: HMAC signature, timestamp window, (source, nonce) replay
+//! (`body-hmac`: signature and timestamp only, see `body.rs`).
 //! TradingView sources: sender address allowlist, then the token.
 //! Its output, [`Authenticated`], can only be made here, so later stages
 //! cannot receive an unchecked request. It never rate-limits or publishes.
 
+pub mod body;
 pub mod failures;
 pub mod replay;
 pub mod signature;
@@ -20,8 +22,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::{Code, GatewayError};
+use crate::idempotency::MAX_KEY_LEN;
 use crate::ids::is_token;
-use crate::sources::{CustomScheme, SourceConfig, SourceKind};
+use crate::sources::{CustomScheme, SourceConfig, SourceKind, TimestampFormat};
 use crate::stage::{guarded, Traced};
 use crate::telemetry::{metrics, SourceMetrics};
 use crate::tls::ConnectionTls;
@@ -44,6 +47,8 @@ pub struct Credentials {
     pub webhook_id: Option<String>,
     pub webhook_timestamp: Option<String>,
     pub webhook_signature: Option<String>,
+    /// `body-hmac` sources: the headers the source names.
+    pub body_hmac: Option<body::Presented>,
     /// TradingView: the `token` query parameter. Never logged.
     pub query_token: Option<String>,
     /// The connection's TLS state (`None`: plain HTTP).
@@ -67,6 +72,7 @@ pub struct Authenticate {
 pub enum Scheme {
     HmacSha256,
     StandardWebhooks,
+    BodyHmac,
     TradingviewToken,
 }
 
@@ -75,6 +81,7 @@ impl Scheme {
         match self {
             Scheme::HmacSha256 => "hmac-sha256",
             Scheme::StandardWebhooks => "standard-webhooks",
+            Scheme::BodyHmac => "body-hmac",
             Scheme::TradingviewToken => "tradingview-token",
         }
     }
@@ -99,8 +106,8 @@ pub struct Proven {
     pub json: Option<Value>,
     /// The claimed nonce (custom sources); commit once stored.
     pub nonce: Option<NonceClaim>,
-    /// The sender's own message id (Standard Webhooks' `webhook-id`), the
-    /// default idempotency key.
+    /// The sender's own message id (Standard Webhooks' `webhook-id`, a
+    /// `body-hmac` source's id header), the default idempotency key.
     pub sender_id: Option<String>,
 }
 
@@ -194,16 +201,28 @@ fn verify(
             (SourceKind::Custom, CustomScheme::StandardWebhooks) => {
                 verify_standard(&source, msg.credentials, msg.body)
             }
+            (SourceKind::Custom, CustomScheme::BodyHmac) => {
+                verify_body_hmac(&source, msg.credentials, msg.body)
+            }
             (SourceKind::Tradingview, _) => {
                 verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
             }
         }
     });
     match result {
-        Ok((scheme, key_id, body, json, nonce)) => {
+        Ok((scheme, key_id, body, json, id)) => {
             if let Some(key) = &key_id {
                 counted.key_used(key);
             }
+            // What the request's id is: a nonce to claim, the default
+            // idempotency key, or both. A body-hmac id is not signed, so it
+            // can be no nonce: anyone could send the same body with another.
+            let (nonce, sender_id) = match scheme {
+                Scheme::HmacSha256 => (id, None),
+                Scheme::StandardWebhooks => (id.clone(), id),
+                Scheme::BodyHmac => (None, id),
+                Scheme::TradingviewToken => (None, None),
+            };
             Ok((
                 Authenticated {
                     source,
@@ -212,10 +231,7 @@ fn verify(
                         key_id,
                         body,
                         json,
-                        sender_id: match scheme {
-                            Scheme::StandardWebhooks => nonce.clone(),
-                            _ => None,
-                        },
+                        sender_id,
                         nonce: None,
                     },
                 },
@@ -232,6 +248,8 @@ fn verify(
     }
 }
 
+/// The scheme, the key that verified, the body, its JSON if parsed, and
+/// the request's id (X-Nonce, `webhook-id`, a body-hmac id header).
 type Verified = (Scheme, Option<String>, Bytes, Option<Value>, Option<String>);
 
 /// A source with `client_cert` takes requests only over HTTPS with a client
@@ -344,6 +362,65 @@ fn verify_standard(
     Ok((Scheme::StandardWebhooks, Some(key_id), body, None, Some(id)))
 }
 
+/// `body-hmac`: the body's signature in the source's header, the timestamp
+/// (when the source names one) within its tolerance, and the sender's id
+/// (when present) passed on as the default idempotency key, not a nonce.
+fn verify_body_hmac(
+    source: &SourceConfig,
+    creds: Credentials,
+    body: Bytes,
+) -> Result<Verified, GatewayError> {
+    let headers = source.body_hmac.as_ref().ok_or_else(|| {
+        GatewayError::refused(Code::Misconfigured, "source has no body-hmac headers")
+    })?;
+    let presented = creds.body_hmac.unwrap_or_default();
+    let header = presented.signature.ok_or_else(|| {
+        GatewayError::refused(
+            Code::MissingSignature,
+            format!("{} header is required", headers.signature),
+        )
+    })?;
+    if let Some(name) = &headers.timestamp {
+        let value = presented.timestamp.ok_or_else(|| {
+            GatewayError::refused(Code::InvalidTimestamp, format!("{name} header is required"))
+        })?;
+        let format = headers.timestamp_format;
+        let ts = body::unix_seconds(&value, format).ok_or_else(|| {
+            GatewayError::refused(
+                Code::InvalidTimestamp,
+                format!("{name} must be {}", body::format_hint(format)),
+            )
+        })?;
+        check_window(ts, source.tolerance, name, format == TimestampFormat::Unix)?;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let key_id = body::verify(&source.keys, &body, &header, now)
+        .map_err(|e| match e {
+            signature::SignatureError::Expired(id) => expired_key(source, &id),
+            signature::SignatureError::Malformed => GatewayError::refused(
+                Code::InvalidSignature,
+                format!("{} must be sha256=<64 hex digits>", headers.signature),
+            ),
+            signature::SignatureError::Mismatch => GatewayError::refused(
+                Code::InvalidSignature,
+                "signature does not match the body for any key of this source",
+            ),
+        })?
+        .to_owned();
+    // Checked once the sender is proven: the id is an idempotency key, and
+    // a malformed one is the sender's mistake (400), not a forgery.
+    let id = match (&headers.id, presented.id) {
+        (Some(name), Some(id)) if !is_token(&id, MAX_KEY_LEN) => {
+            return Err(GatewayError::refused(
+                Code::InvalidIdempotencyKey,
+                format!("{name} must be 1-{MAX_KEY_LEN} visible ASCII characters"),
+            ))
+        }
+        (_, id) => id,
+    };
+    Ok((Scheme::BodyHmac, Some(key_id), body, None, id))
+}
+
 fn expired_key(source: &SourceConfig, id: &str) -> GatewayError {
     tracing::warn!(source = %source.id, key_id = %id, "signature made with an expired key");
     GatewayError::refused(
@@ -360,6 +437,18 @@ fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), Ga
             format!("{header} must be Unix seconds"),
         )
     })?;
+    check_window(ts, window, header, true)
+}
+
+/// `ts` (Unix seconds) within `window` of the gateway clock, else 401
+/// `stale_timestamp`; `sent_as_seconds`: the sender wrote Unix seconds, so
+/// a value a thousand times too large is worth pointing out.
+fn check_window(
+    ts: i64,
+    window: Duration,
+    header: &str,
+    sent_as_seconds: bool,
+) -> Result<(), GatewayError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -367,7 +456,7 @@ fn check_timestamp(value: &str, window: Duration, header: &str) -> Result<(), Ga
     if ts.abs_diff(now) > window.as_secs() {
         // A value a thousand times too large is a sender's most common
         // mistake (JavaScript's Date.now()); say so instead of "clock skew".
-        let hint = if (ts / 1000).abs_diff(now) <= window.as_secs() {
+        let hint = if sent_as_seconds && (ts / 1000).abs_diff(now) <= window.as_secs() {
             "; it looks like milliseconds: send Unix seconds"
         } else {
             ""

@@ -13,10 +13,9 @@
 
 use base64::Engine;
 use hmac::Mac;
-use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
-use super::signature::{dotted_mac, HmacSha256};
+use super::signature::{dotted_mac, find_key, HmacSha256, SignatureError};
 use crate::sources::HmacKey;
 
 /// Most signatures read from one header (a sender lists one per live key).
@@ -62,21 +61,20 @@ pub fn verify<'k>(
     now: OffsetDateTime,
 ) -> Result<&'k str, StandardError> {
     let signatures = v1_signatures(header);
-    let matches = |key: &HmacKey| {
-        let Some(k) = key_bytes(key.secret.expose_secret()) else {
+    let made_it = |secret: &[u8]| {
+        // The secret is the text of a `whsec_…` key; its HMAC key is what
+        // that text decodes to.
+        let Some(k) = std::str::from_utf8(secret).ok().and_then(key_bytes) else {
             return false;
         };
         signatures
             .iter()
             .any(|sig| mac(&k, id, timestamp, body).verify_slice(sig).is_ok())
     };
-    if let Some(key) = keys.iter().filter(|k| k.live_at(now)).find(|k| matches(k)) {
-        return Ok(key.id.as_str());
-    }
-    match keys.iter().filter(|k| !k.live_at(now)).find(|k| matches(k)) {
-        Some(expired) => Err(StandardError::Expired(expired.id.clone())),
-        None => Err(StandardError::Mismatch),
-    }
+    find_key(keys, now, made_it).map_err(|e| match e {
+        SignatureError::Expired(key) => StandardError::Expired(key),
+        SignatureError::Mismatch | SignatureError::Malformed => StandardError::Mismatch,
+    })
 }
 
 /// The `webhook-signature` value a sender would send (tests, docs).

@@ -29,7 +29,8 @@ use crate::config::{
 };
 use crate::lanes::LaneSettings;
 use crate::sources::{
-    ClientCertRule, CustomScheme, FormatChoice, HmacKey, MappingSettings, SourceConfig,
+    BodyHmacHeaders, ClientCertRule, CustomScheme, FormatChoice, HmacKey, MappingSettings,
+    SourceConfig,
 };
 
 /// What every secret is printed as. Not a valid secret or token (too short,
@@ -261,6 +262,7 @@ fn source_table(doc: &mut Doc, s: &SourceConfig) {
         id,
         kind,
         scheme,
+        body_hmac,
         tolerance,
         keys,
         tokens,
@@ -280,8 +282,11 @@ fn source_table(doc: &mut Doc, s: &SourceConfig) {
     if !keys.is_empty() {
         doc.set("scheme", scheme_name(*scheme));
         // The tolerance of an hmac-sha256 source is the replay window.
-        if *scheme == CustomScheme::StandardWebhooks {
+        if *scheme != CustomScheme::HmacSha256 {
             doc.set("tolerance_sec", secs(*tolerance));
+        }
+        if let Some(headers) = body_hmac {
+            body_hmac_settings(doc, headers);
         }
         doc.set_inline("secrets", inline_list(keys.iter().map(key_entry)));
     }
@@ -314,6 +319,22 @@ fn source_table(doc: &mut Doc, s: &SourceConfig) {
     doc.set("content_dedupe_sec", secs(*content_dedupe));
     if let Some(m) = mapping {
         mapping_table(doc, id.as_str(), m);
+    }
+}
+
+/// A `body-hmac` source's headers; `""` for none, as it is written.
+fn body_hmac_settings(doc: &mut Doc, headers: &BodyHmacHeaders) {
+    let BodyHmacHeaders {
+        signature,
+        id,
+        timestamp,
+        timestamp_format,
+    } = headers;
+    doc.set("signature_header", signature.as_str());
+    doc.set("id_header", id.as_deref().unwrap_or_default());
+    doc.set("timestamp_header", timestamp.as_deref().unwrap_or_default());
+    if timestamp.is_some() {
+        doc.set("timestamp_format", timestamp_format.as_str());
     }
 }
 
@@ -412,6 +433,7 @@ fn scheme_name(s: CustomScheme) -> &'static str {
     match s {
         CustomScheme::HmacSha256 => "hmac-sha256",
         CustomScheme::StandardWebhooks => "standard-webhooks",
+        CustomScheme::BodyHmac => "body-hmac",
     }
 }
 
@@ -569,7 +591,11 @@ mod tests {
         ] {
             assert_eq!(parse::<FormatChoice>(format_name(f)), f);
         }
-        for s in [CustomScheme::HmacSha256, CustomScheme::StandardWebhooks] {
+        for s in [
+            CustomScheme::HmacSha256,
+            CustomScheme::StandardWebhooks,
+            CustomScheme::BodyHmac,
+        ] {
             assert_eq!(parse::<CustomScheme>(scheme_name(s)), s);
         }
         for b in [

@@ -6,12 +6,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{shell_quote, CliError};
-use crate::auth::{signature, standard};
+use crate::auth::{body, signature, standard};
 use crate::config::Settings;
-use crate::sources::{CustomScheme, HmacKey, SourceKind};
+use crate::sources::{CustomScheme, HmacKey, SourceKind, TimestampFormat};
 
 /// What to sign and for where.
 pub struct SignRequest {
@@ -72,6 +73,21 @@ pub fn sign(settings: &Settings, req: &SignRequest) -> Result<Signed, CliError> 
             headers.push(("webhook-id".into(), msg_id));
             headers.push(("webhook-timestamp".into(), timestamp));
             headers.push(("webhook-signature".into(), sig));
+        }
+        // The headers the source names, as its sender would send them.
+        CustomScheme::BodyHmac => {
+            if let Some(h) = &source.body_hmac {
+                headers.push((
+                    h.signature.clone(),
+                    body::sign(secret.as_bytes(), &req.body),
+                ));
+                if let Some(name) = &h.id {
+                    headers.push((name.clone(), id));
+                }
+                if let Some(name) = &h.timestamp {
+                    headers.push((name.clone(), body_timestamp(h.timestamp_format)));
+                }
+            }
         }
     }
     if let Some(k) = &req.idempotency_key {
@@ -169,6 +185,17 @@ fn curl_command(
     };
     cmd.push_str(&format!(" \\\n  --data-binary {}", shell_quote(&data)));
     Ok(cmd)
+}
+
+/// Now, in a `body-hmac` source's timestamp format.
+fn body_timestamp(format: TimestampFormat) -> String {
+    let now = OffsetDateTime::now_utc();
+    match format {
+        // A UTC time of this era always formats.
+        TimestampFormat::Rfc3339 => now.format(&Rfc3339).unwrap_or_default(),
+        TimestampFormat::Unix => now.unix_timestamp().to_string(),
+        TimestampFormat::UnixMs => (now.unix_timestamp_nanos() / 1_000_000).to_string(),
+    }
 }
 
 fn unix_now() -> u64 {

@@ -239,6 +239,14 @@ async fn receive(
             webhook_id: request::header_text(req, "webhook-id"),
             webhook_timestamp: request::header_text(req, "webhook-timestamp"),
             webhook_signature: request::header_text(req, "webhook-signature"),
+            body_hmac: entry.config.body_hmac.as_ref().map(|h| {
+                let named = |name: Option<&str>| name.and_then(|n| request::header_text(req, n));
+                crate::auth::body::Presented {
+                    signature: named(Some(&h.signature)),
+                    id: named(h.id.as_deref()),
+                    timestamp: named(h.timestamp.as_deref()),
+                }
+            }),
             query_token: request::query_token(req),
             tls: req.conn_data::<crate::tls::ConnectionTls>().cloned(),
         },

@@ -64,6 +64,13 @@ pub struct SourceSection {
     pub(super) redact_fields: Vec<String>,
     /// How long a re-sent identical body (no id of its own) answers 409.
     pub(super) content_dedupe_sec: Option<u64>,
+    /// `body-hmac` only: the headers its sender already uses
+    /// (`body_hmac_headers`); `""` for the id or timestamp: none.
+    pub(super) signature_header: Option<String>,
+    pub(super) id_header: Option<String>,
+    pub(super) timestamp_header: Option<String>,
+    /// `body-hmac` only: `rfc3339` (default), `unix` or `unix_ms`.
+    pub(super) timestamp_format: Option<String>,
     /// Registry sources: the TradingView tokens' digests (a file names its
     /// token in clear, which is hashed as it is read).
     #[serde(skip)]
@@ -93,6 +100,7 @@ pub fn build_source(
     } else {
         SourceKind::Custom
     });
+    let body_hmac = body_hmac_headers(&name, kind, file.scheme.unwrap_or_default(), &file)?;
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
     match kind {
@@ -213,6 +221,13 @@ pub fn build_source(
             .tolerance_sec
             .map(Duration::from_secs)
             .unwrap_or(STANDARD_WEBHOOKS_TOLERANCE),
+        // No nonce is remembered for body-hmac, but one rule for every
+        // scheme is easier to reason about than a wider window for the
+        // weakest one.
+        CustomScheme::BodyHmac => file
+            .tolerance_sec
+            .map(Duration::from_secs)
+            .unwrap_or(replay_window),
         CustomScheme::HmacSha256 => replay_window,
     };
     // Nonces are remembered for twice the replay window; a wider tolerance
@@ -262,6 +277,7 @@ pub fn build_source(
         redact_fields,
         content_dedupe,
         scheme,
+        body_hmac,
         tolerance,
         keys,
         tokens,
@@ -275,6 +291,103 @@ pub fn build_source(
         client_cert: file.client_cert,
         priority: file.priority.unwrap_or_default(),
     })
+}
+
+/// The header settings of a `body-hmac` source, checked: each a valid
+/// HTTP header name, no two the same, the format one of the three; and
+/// refused on any other scheme, where they would silently do nothing.
+fn body_hmac_headers(
+    name: &str,
+    kind: SourceKind,
+    scheme: CustomScheme,
+    file: &SourceSection,
+) -> Result<Option<BodyHmacHeaders>, String> {
+    let settings = [
+        ("signature_header", &file.signature_header),
+        ("id_header", &file.id_header),
+        ("timestamp_header", &file.timestamp_header),
+        ("timestamp_format", &file.timestamp_format),
+    ];
+    if kind != SourceKind::Custom || scheme != CustomScheme::BodyHmac {
+        return match settings.iter().find(|(_, v)| v.is_some()) {
+            Some((key, _)) => Err(format!(
+                "sources.{name}.{key}: only a custom source with scheme = \"body-hmac\" \
+                 takes it"
+            )),
+            None => Ok(None),
+        };
+    }
+    let header = |key: &str, value: &Option<String>, default: &str, optional: bool| {
+        let value = value.as_deref().unwrap_or(default);
+        if value.is_empty() && optional {
+            return Ok(None);
+        }
+        if !is_header_name(value) {
+            return Err(format!(
+                "sources.{name}.{key}: '{value}' is not an HTTP header name \
+                 (letters, digits and !#$%&'*+-.^_`|~){}",
+                if optional { "; \"\" for none" } else { "" }
+            ));
+        }
+        Ok(Some(value.to_owned()))
+    };
+    let signature = header(
+        "signature_header",
+        &file.signature_header,
+        DEFAULT_SIGNATURE_HEADER,
+        false,
+    )?
+    .unwrap_or_default();
+    let id = header("id_header", &file.id_header, DEFAULT_ID_HEADER, true)?;
+    let timestamp = header(
+        "timestamp_header",
+        &file.timestamp_header,
+        DEFAULT_TIMESTAMP_HEADER,
+        true,
+    )?;
+    // Header names are case-insensitive: X-Id and x-id are one header.
+    let named = [Some(&signature), id.as_ref(), timestamp.as_ref()];
+    for (i, (key, _)) in settings.iter().enumerate().take(3) {
+        let Some(this) = named[i] else { continue };
+        if named[..i]
+            .iter()
+            .flatten()
+            .any(|n| n.eq_ignore_ascii_case(this))
+        {
+            return Err(format!(
+                "sources.{name}.{key}: '{this}' is already another of this source's headers"
+            ));
+        }
+    }
+    let timestamp_format = match file.timestamp_format.as_deref() {
+        None => TimestampFormat::default(),
+        Some(_) if timestamp.is_none() => {
+            return Err(format!(
+                "sources.{name}.timestamp_format: there is no timestamp header \
+                 (timestamp_header = \"\")"
+            ))
+        }
+        Some(text) => TimestampFormat::parse(text).ok_or_else(|| {
+            format!(
+                "sources.{name}.timestamp_format: '{text}' is not one of rfc3339 \
+                 (ISO 8601 with an offset, e.g. 2026-12-07T19:33:20Z), unix (seconds), unix_ms"
+            )
+        })?,
+    };
+    Ok(Some(BodyHmacHeaders {
+        signature,
+        id,
+        timestamp,
+        timestamp_format,
+    }))
+}
+
+/// An HTTP field name (RFC 9110 `token`): what a sender can put in a header.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Canonical actions a mapping may map to.
@@ -403,4 +516,141 @@ pub fn parse_nets(name: &str, items: &[String]) -> Result<Vec<IpNet>, String> {
                 .map_err(|_| format!("{name}: '{s}' is not an IP address or CIDR network"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> SourceDefaults {
+        SourceDefaults {
+            hmac_secret: None,
+            tradingview_token: None,
+            rate_limit_rps: 50,
+            rate_limit_burst: 100,
+            replay_window_sec: 300,
+            idempotency_ttl_sec: 86400,
+            ack_wait_ms: 5000,
+        }
+    }
+
+    /// Builds source `sender` from a TOML section body.
+    fn build(section: &str) -> Result<SourceConfig, String> {
+        let file: SourceSection = toml::from_str(section).map_err(|e| e.to_string())?;
+        let id = SourceId::parse("sender").ok_or("source id")?;
+        build_source(id, file, &defaults())
+    }
+
+    const SECRET: &str = "secret = \"body-secret-0123456789\"\n";
+
+    #[test]
+    fn body_hmac_defaults_are_the_seed_publishers_headers() {
+        let s = build(&format!("scheme = \"body-hmac\"\n{SECRET}")).unwrap();
+        assert_eq!(s.scheme, CustomScheme::BodyHmac);
+        assert_eq!(
+            s.body_hmac,
+            Some(BodyHmacHeaders {
+                signature: "X-Webhook-Signature".into(),
+                id: Some("X-Webhook-Id".into()),
+                timestamp: Some("X-Webhook-Timestamp".into()),
+                timestamp_format: TimestampFormat::Rfc3339,
+            })
+        );
+        assert_eq!(s.tolerance, Duration::from_secs(300), "the replay window");
+    }
+
+    #[test]
+    fn a_github_style_sender_names_its_headers_and_has_no_timestamp() {
+        let s = build(&format!(
+            "scheme = \"body-hmac\"\n{SECRET}signature_header = \"X-Hub-Signature-256\"\n\
+             id_header = \"X-GitHub-Delivery\"\ntimestamp_header = \"\"\n"
+        ))
+        .unwrap();
+        let h = s.body_hmac.unwrap();
+        assert_eq!(h.signature, "X-Hub-Signature-256");
+        assert_eq!(h.id.as_deref(), Some("X-GitHub-Delivery"));
+        assert_eq!(h.timestamp, None);
+    }
+
+    #[test]
+    fn body_hmac_formats_and_tolerance() {
+        for (name, format) in [
+            ("unix", TimestampFormat::Unix),
+            ("unix_ms", TimestampFormat::UnixMs),
+        ] {
+            let s = build(&format!(
+                "scheme = \"body-hmac\"\n{SECRET}timestamp_format = \"{name}\"\ntolerance_sec = 60\n"
+            ))
+            .unwrap();
+            assert_eq!(s.body_hmac.unwrap().timestamp_format, format);
+            assert_eq!(s.tolerance, Duration::from_secs(60));
+        }
+        let err = build(&format!(
+            "scheme = \"body-hmac\"\n{SECRET}tolerance_sec = 301\n"
+        ));
+        assert!(err.unwrap_err().contains("tolerance_sec"));
+    }
+
+    #[test]
+    fn bad_body_hmac_settings_name_the_setting() {
+        for (extra, setting) in [
+            ("signature_header = \"\"", "sources.sender.signature_header"),
+            (
+                "signature_header = \"X Sig\"",
+                "sources.sender.signature_header",
+            ),
+            ("id_header = \"X-Id:\"", "sources.sender.id_header"),
+            (
+                "timestamp_header = \"Zeit\u{e9}\"",
+                "sources.sender.timestamp_header",
+            ),
+            (
+                "timestamp_format = \"iso\"",
+                "sources.sender.timestamp_format",
+            ),
+            (
+                "timestamp_format = \"unix\"\ntimestamp_header = \"\"",
+                "sources.sender.timestamp_format",
+            ),
+            (
+                "id_header = \"X-Webhook-Signature\"",
+                "sources.sender.id_header",
+            ),
+            (
+                "timestamp_header = \"x-webhook-id\"",
+                "sources.sender.timestamp_header",
+            ),
+        ] {
+            let err = build(&format!("scheme = \"body-hmac\"\n{SECRET}{extra}\n")).unwrap_err();
+            assert!(err.starts_with(setting), "{extra}: {err}");
+        }
+        let short = build("scheme = \"body-hmac\"\nsecret = \"short\"\n").unwrap_err();
+        assert!(short.contains("shorter than 16 bytes"), "{short}");
+    }
+
+    #[test]
+    fn body_hmac_settings_belong_to_body_hmac_sources_only() {
+        for scheme in [
+            "",
+            "scheme = \"hmac-sha256\"\n",
+            "scheme = \"standard-webhooks\"\n",
+        ] {
+            let err = build(&format!(
+                "{scheme}secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
+                 signature_header = \"X-Hub-Signature-256\"\n"
+            ))
+            .unwrap_err();
+            assert!(err.contains("sources.sender.signature_header"), "{err}");
+            assert!(err.contains("body-hmac"), "{err}");
+        }
+        let plain = build(SECRET).unwrap();
+        assert_eq!(
+            (plain.scheme, plain.body_hmac),
+            (CustomScheme::HmacSha256, None)
+        );
+        let tv = build(
+            "kind = \"tradingview\"\ntoken = \"tv-token-0123456789\"\ntimestamp_format = \"unix\"\n",
+        );
+        assert!(tv.unwrap_err().contains("timestamp_format"));
+    }
 }

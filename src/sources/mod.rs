@@ -148,7 +148,72 @@ pub enum CustomScheme {
     /// `webhook-signature: v1,<base64>`, `whsec_` secrets.
     #[serde(rename = "standard-webhooks")]
     StandardWebhooks,
+    /// Senders that already sign their own way and cannot change: an HMAC
+    /// of the body alone in a header of the source's choice
+    /// (`X-Webhook-Signature: sha256=<hex>`, GitHub's
+    /// `X-Hub-Signature-256`), with an unsigned id and timestamp beside it.
+    /// Opt-in per source; weaker against replay (see [`BodyHmacHeaders`]).
+    #[serde(rename = "body-hmac")]
+    BodyHmac,
 }
+
+/// Where a `body-hmac` source's sender puts its signature, delivery id and
+/// timestamp. Neither the id nor the timestamp is covered by the signature,
+/// so they only tell honest re-sends apart (the id is the default
+/// idempotency key) and stop naive replays of stored requests (the
+/// timestamp); an attacker who captured a request can re-send its body
+/// with a new id and a fresh timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyHmacHeaders {
+    /// The header holding `sha256=<64 hex digits>` (names as configured;
+    /// HTTP compares them case-insensitively).
+    pub signature: String,
+    /// The header of the sender's delivery id; `None`: none.
+    pub id: Option<String>,
+    /// The header of the send time; `None`: not checked.
+    pub timestamp: Option<String>,
+    pub timestamp_format: TimestampFormat,
+}
+
+/// How a `body-hmac` sender writes its timestamp
+/// (`sources.<name>.timestamp_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampFormat {
+    /// RFC 3339, the ISO 8601 profile senders use:
+    /// `2026-12-07T19:33:20Z`, `2026-12-07T19:33:20.123456+00:00`.
+    #[default]
+    Rfc3339,
+    /// Unix seconds.
+    Unix,
+    /// Unix milliseconds (JavaScript's `Date.now()`).
+    UnixMs,
+}
+
+impl TimestampFormat {
+    pub const ALL: [TimestampFormat; 3] = [
+        TimestampFormat::Rfc3339,
+        TimestampFormat::Unix,
+        TimestampFormat::UnixMs,
+    ];
+
+    /// The name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimestampFormat::Rfc3339 => "rfc3339",
+            TimestampFormat::Unix => "unix",
+            TimestampFormat::UnixMs => "unix_ms",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TimestampFormat> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// The seed publisher's (ADR-002) header names: the `body-hmac` defaults.
+pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Webhook-Signature";
+pub const DEFAULT_ID_HEADER: &str = "X-Webhook-Id";
+pub const DEFAULT_TIMESTAMP_HEADER: &str = "X-Webhook-Timestamp";
 
 /// Standard Webhooks' default timestamp tolerance.
 pub const STANDARD_WEBHOOKS_TOLERANCE: Duration = Duration::from_secs(300);
@@ -175,6 +240,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// Custom sources: how requests are signed.
     pub scheme: CustomScheme,
+    /// `body-hmac` sources (and only they): where the sender's headers are.
+    pub body_hmac: Option<BodyHmacHeaders>,
     /// How far a signed timestamp may be from the gateway clock.
     pub tolerance: Duration,
     /// Custom sources: every live key (any one verifies).

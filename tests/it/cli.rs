@@ -58,10 +58,10 @@ fn check_config_prints_effective_settings_with_secrets_redacted() {
 }
 
 /// Sources of every shape: HMAC keys in rotation, a Standard Webhooks
-/// secret, a mapping under a dotted name, two TradingView tokens (one from
+/// secret, a body-hmac sender with its own headers, a mapping under a dotted name, two TradingView tokens (one from
 /// TRADINGVIEW_TOKEN), and a secret from API_KEY_HMAC_SECRET.
 const ROUND_TRIP_CONFIG: &str = r#"
-allowed_sources = ["tradingview", "alpha", "hooks", "vendor.x", "swing"]
+allowed_sources = ["tradingview", "alpha", "hooks", "vendor.x", "swing", "github"]
 trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
 [nats]
 normalized_schema = "v1"
@@ -92,6 +92,13 @@ scheme = "standard-webhooks"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 tolerance_sec = 120
 
+[sources.github]
+scheme = "body-hmac"
+secret = "gh-hook-Lp5Zq9Cw3Mv7Ds2"
+signature_header = "X-Hub-Signature-256"
+id_header = "X-GitHub-Delivery"
+timestamp_header = ""
+
 [sources."vendor.x"]
 allowed_ips = ["203.0.113.0/24"]
 [sources."vendor.x".mapping]
@@ -119,6 +126,7 @@ const ROUND_TRIP_SECRETS: &[(&str, Option<&str>, &str)] = &[
         Some("default"),
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     ),
+    ("github", Some("default"), "gh-hook-Lp5Zq9Cw3Mv7Ds2"),
     ("vendor.x", Some("default"), HMAC_SECRET),
     ("swing", None, "swing-token-Hq2Wd8Rk5Lp3"),
     ("tradingview", None, TV_TOKEN),

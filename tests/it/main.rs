@@ -4,6 +4,7 @@
 
 mod common;
 
+mod body_hmac;
 mod cli;
 mod cloudevents;
 mod crash_recovery;
