@@ -399,6 +399,9 @@ async fn metrics_text(
 ) -> HttpResponse {
     request::hold_unfinished(&req, payload);
     state.health.refresh_gauges();
+    if let Some(registry) = &state.registry {
+        registry.publish_gauges();
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(render_metrics())

@@ -74,7 +74,9 @@ impl RegistryStatus {
         self.invalid.load(Ordering::Acquire)
     }
 
-    fn publish_gauges(&self) {
+    /// Sets the registry gauges from the state now (also done at every
+    /// scrape, so `/metrics` never lags behind `/healthz`).
+    pub fn publish_gauges(&self) {
         let m = metrics();
         m.registry_up.set(i64::from(self.state() == "ok"));
         m.registry_sources.set(self.sources() as i64);

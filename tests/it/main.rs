@@ -23,6 +23,7 @@ mod observability;
 mod openapi;
 mod ops_cli;
 mod priority_lanes;
+mod registry;
 mod replicas;
 mod rotation;
 mod standard_webhooks;
