@@ -239,15 +239,7 @@ async fn a_replica_that_cannot_reach_the_registry_keeps_serving_its_last_good_ta
 
     nats.kill();
     until_registry_state(&gw, "stale").await;
-    let metrics = gw
-        .client()
-        .get(format!("{}/metrics", gw.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("gateway_registry_up 0"), "{metrics}");
     // Still a known source: NATS is down (503), not an unknown source (403).
     assert_eq!(alert(&gw, "trader-9", TOKEN_1, 500).await, 503);

@@ -393,6 +393,21 @@ pub trait Gateway {
         self.signed(s).source(source).send().await
     }
 
+    /// `GET /metrics`: the Prometheus text (kept as a test artifact).
+    async fn metrics(&self) -> String {
+        let text = self
+            .client()
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        record_artifact("metrics", &text);
+        text
+    }
+
     /// `GET /healthz`: its status and JSON body.
     async fn healthz(&self) -> (u16, Value) {
         healthz_at(&self.client(), self.base()).await
@@ -603,20 +618,6 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
-    }
-
-    pub async fn metrics(&self) -> String {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        record_artifact("metrics", &text);
-        text
     }
 
     /// Every message in the stream, in order.
