@@ -23,11 +23,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::CliError;
-use crate::claims::jetstream::{ensure_bucket, BucketSpec};
 use crate::config::Settings;
 use crate::normalize;
 use crate::normalize::signal::NormalizedSignal;
-use crate::publish::connection;
 use crate::records::{self, DeadLetter, Meta, RawEnvelope, Role};
 
 /// A record of `signals.dlq` and where it sits in the stream.
@@ -48,10 +46,7 @@ pub enum Outcome {
 }
 
 async fn context(settings: &Settings) -> Result<Context, CliError> {
-    let client = connection::connect(&settings.nats, "at-gateway-dlq")
-        .await
-        .map_err(CliError::runtime)?;
-    Ok(connection::jetstream(client, &settings.nats))
+    super::jetstream_context(settings, "at-gateway-dlq").await
 }
 
 /// Every dead-letter record the stream holds, oldest first.
@@ -157,16 +152,9 @@ pub async fn replay(
     Ok(outcomes)
 }
 
+/// Kept until deleted: a replay is never repeated.
 async fn marks_bucket(js: &Context, settings: &Settings) -> Result<kv::Store, CliError> {
-    let spec = BucketSpec {
-        name: settings.stores.dlq_replay_bucket.clone(),
-        max_age: Duration::ZERO, // kept until deleted: a replay is never repeated
-        replicas: settings.nats.stream_replicas,
-    };
-    ensure_bucket(js, &spec).await.map_err(CliError::runtime)?;
-    js.get_key_value(&spec.name)
-        .await
-        .map_err(|e| CliError::runtime(format!("bucket {}: {e}", spec.name)))
+    super::kv_bucket(js, settings, &settings.stores.dlq_replay_bucket).await
 }
 
 async fn replay_one(

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::{shell_quote, CliError};
 use crate::auth::{body, signature, standard};
 use crate::config::Settings;
-use crate::sources::{CustomScheme, HmacKey, SourceKind, TimestampFormat};
+use crate::sources::{CustomScheme, HmacKey, SourceConfig, SourceKind, TimestampFormat};
 
 /// What to sign and for where.
 pub struct SignRequest {
@@ -50,46 +50,7 @@ pub fn sign(settings: &Settings, req: &SignRequest) -> Result<Signed, CliError> 
         )));
     }
     let key = pick_key(&source.keys, req.key_id.as_deref(), &req.source)?;
-    let secret = key.secret.expose_secret();
-    let timestamp = unix_now().to_string();
-    let id = uuid::Uuid::new_v4().to_string();
-
-    let mut headers = vec![("Content-Type".to_string(), content_type(&req.body).into())];
-    match source.scheme {
-        CustomScheme::HmacSha256 => {
-            let sig = signature::sign(secret.as_bytes(), &timestamp, &id, &req.body);
-            headers.push(("X-Timestamp".into(), timestamp));
-            headers.push(("X-Nonce".into(), id));
-            headers.push(("X-Signature".into(), sig));
-        }
-        CustomScheme::StandardWebhooks => {
-            let msg_id = format!("msg_{}", id.replace('-', ""));
-            let sig = standard::sign(secret, &msg_id, &timestamp, &req.body).ok_or_else(|| {
-                CliError::usage(format!(
-                    "key {:?} of source {:?} is not a valid whsec_ secret",
-                    key.id, req.source
-                ))
-            })?;
-            headers.push(("webhook-id".into(), msg_id));
-            headers.push(("webhook-timestamp".into(), timestamp));
-            headers.push(("webhook-signature".into(), sig));
-        }
-        // The headers the source names, as its sender would send them.
-        CustomScheme::BodyHmac => {
-            if let Some(h) = &source.body_hmac {
-                headers.push((
-                    h.signature.clone(),
-                    body::sign(secret.as_bytes(), &req.body),
-                ));
-                if let Some(name) = &h.id {
-                    headers.push((name.clone(), id));
-                }
-                if let Some(name) = &h.timestamp {
-                    headers.push((name.clone(), body_timestamp(h.timestamp_format)));
-                }
-            }
-        }
-    }
+    let mut headers = signature_headers(source, key, &req.body)?;
     if let Some(k) = &req.idempotency_key {
         headers.push(("Idempotency-Key".into(), k.clone()));
     }
@@ -99,8 +60,56 @@ pub fn sign(settings: &Settings, req: &SignRequest) -> Result<Signed, CliError> 
         .clone()
         .unwrap_or_else(|| default_base_url(settings));
     let url = format!("{}/webhooks/{}", base.trim_end_matches('/'), req.source);
-    let curl = curl_command(&url, &headers, req)?;
+    let curl = curl_command(&url, &headers, &req.body, req.body_file.as_deref())?;
     Ok(Signed { url, headers, curl })
+}
+
+/// `Content-Type` and the headers that sign `body` for `source` with `key`,
+/// stamped now: one definition of each scheme's headers for `sign` and the
+/// example `sources add` and `sources rotate` print with a new secret.
+pub(crate) fn signature_headers(
+    source: &SourceConfig,
+    key: &HmacKey,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, CliError> {
+    let secret = key.secret.expose_secret();
+    let timestamp = unix_now().to_string();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut headers = vec![("Content-Type".to_string(), content_type(body).into())];
+    match source.scheme {
+        CustomScheme::HmacSha256 => {
+            let sig = signature::sign(secret.as_bytes(), &timestamp, &id, body);
+            headers.push(("X-Timestamp".into(), timestamp));
+            headers.push(("X-Nonce".into(), id));
+            headers.push(("X-Signature".into(), sig));
+        }
+        CustomScheme::StandardWebhooks => {
+            let msg_id = format!("msg_{}", id.replace('-', ""));
+            let sig = standard::sign(secret, &msg_id, &timestamp, body).ok_or_else(|| {
+                CliError::usage(format!(
+                    "key {:?} of source {:?} is not a valid whsec_ secret",
+                    key.id,
+                    source.id.as_str()
+                ))
+            })?;
+            headers.push(("webhook-id".into(), msg_id));
+            headers.push(("webhook-timestamp".into(), timestamp));
+            headers.push(("webhook-signature".into(), sig));
+        }
+        // The headers the source names, as its sender would send them.
+        CustomScheme::BodyHmac => {
+            if let Some(h) = &source.body_hmac {
+                headers.push((h.signature.clone(), body::sign(secret.as_bytes(), body)));
+                if let Some(name) = &h.id {
+                    headers.push((name.clone(), id));
+                }
+                if let Some(name) = &h.timestamp {
+                    headers.push((name.clone(), body_timestamp(h.timestamp_format)));
+                }
+            }
+        }
+    }
+    Ok(headers)
 }
 
 /// The named key, else the live key that expires last (a key without
@@ -156,10 +165,13 @@ fn default_base_url(settings: &Settings) -> String {
     }
 }
 
-fn curl_command(
+/// A `curl` command sending `body` with `headers`; with `body_file`, curl
+/// reads the body from that file (byte-exact, whatever it holds).
+pub(crate) fn curl_command(
     url: &str,
     headers: &[(String, String)],
-    req: &SignRequest,
+    body: &[u8],
+    body_file: Option<&str>,
 ) -> Result<String, CliError> {
     let mut cmd = format!("curl -sS -X POST {}", shell_quote(url));
     for (name, value) in headers {
@@ -168,10 +180,10 @@ fn curl_command(
             shell_quote(&format!("{name}: {value}"))
         ));
     }
-    let data = match &req.body_file {
+    let data = match body_file {
         Some(path) => format!("@{path}"),
         None => {
-            let text = std::str::from_utf8(&req.body).map_err(|_| {
+            let text = std::str::from_utf8(body).map_err(|_| {
                 CliError::usage("the body is not UTF-8 text: pass it with --body-file")
             })?;
             // curl reads a leading '@' as a file name.

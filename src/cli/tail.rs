@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 
 use super::CliError;
 use crate::config::Settings;
-use crate::publish::connection;
 
 /// Most messages pulled at once while following.
 const FOLLOW_BATCH: usize = 100;
@@ -51,10 +50,7 @@ pub async fn tail(
         .clone()
         .unwrap_or_else(|| nats.subject_normalized.clone());
     let durable = req.durable.clone().unwrap_or_else(|| nats.durable.clone());
-    let client = connection::connect(nats, "at-gateway-tail")
-        .await
-        .map_err(CliError::runtime)?;
-    let js = connection::jetstream(client, nats);
+    let js = super::jetstream_context(settings, "at-gateway-tail").await?;
     let stream = js
         .get_stream(&nats.stream)
         .await

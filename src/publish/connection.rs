@@ -396,7 +396,7 @@ fn check_server(client: &Client, settings: &NatsSettings, needs: &Needs) -> Resu
 }
 
 /// `nats://user:pass@host` → `nats://***@host`, for messages.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     url.split(',')
         .map(|u| match (u.find("://"), u.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
