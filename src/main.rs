@@ -75,6 +75,12 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Manage the source registry (SOURCE_REGISTRY): add sources, rotate
+    /// their credentials, disable, list.
+    Sources {
+        #[command(subcommand)]
+        command: cli::sources::Command,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +107,13 @@ enum DlqCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The key that enables the registry is made before it is configured.
+    if let Some(Command::Sources {
+        command: cli::sources::Command::NewKey,
+    }) = &cli.command
+    {
+        return report(cli::sources::new_key(&mut std::io::stdout()));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -167,6 +180,9 @@ fn main() -> ExitCode {
                     Ok(())
                 }
             }
+        })),
+        Command::Sources { command } => report(run_async(async move {
+            cli::sources::run(&settings, command, &mut std::io::stdout()).await
         })),
     }
 }

@@ -429,7 +429,7 @@ fn format_name(f: FormatChoice) -> &'static str {
     }
 }
 
-fn scheme_name(s: CustomScheme) -> &'static str {
+pub(crate) fn scheme_name(s: CustomScheme) -> &'static str {
     match s {
         CustomScheme::HmacSha256 => "hmac-sha256",
         CustomScheme::StandardWebhooks => "standard-webhooks",

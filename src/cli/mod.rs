@@ -1,8 +1,9 @@
 //! Ops and developer subcommands of the one binary, beside `serve`:
 //! `check-config` (the effective settings as TOML, secrets redacted), `sign`
 //! (make a signed request for a custom source), `tail` (follow a subject
-//! with a durable consumer) and `dlq` (list and replay dead letters).
-//! Each reads the same layered configuration as the gateway.
+//! with a durable consumer), `dlq` (list and replay dead letters) and
+//! `sources` (the source registry). Each reads the same layered
+//! configuration as the gateway.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::publish::connection;
 pub mod check_config;
 pub mod dlq;
 pub mod sign;
+pub mod sources;
 pub mod tail;
 
 /// An ops command's failure, printed on stderr; the exit code tells a usage

@@ -117,6 +117,13 @@ pub fn random_token() -> SecretString {
     SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A new random Standard Webhooks secret: `whsec_` and the standard base64
+/// of 32 random bytes (what a `scheme = "standard-webhooks"` source needs).
+pub fn random_whsec_secret() -> SecretString {
+    let bytes = ChaCha20Poly1305::generate_key(&mut OsRng);
+    SecretString::from(format!("{}{}", super::WHSEC_PREFIX, STANDARD.encode(bytes)))
+}
+
 /// One source as the registry stores it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
