@@ -6,10 +6,9 @@
 //! writes nothing; `list` and `show` print no credential; every failure
 //! says what is wrong.
 //!
-//! Until the gateway watches the registry, the gateway in these tests
-//! serves the printed credential from a file source of the same name (the
-//! registry is not enabled in its settings), which checks the URL, the
-//! credential and the message exactly as a trader would use them.
+//! The gateway in these tests has the registry enabled and serves what
+//! `sources add` wrote, so the URL, the credential and the message are
+//! checked exactly as a trader would use them.
 
 use crate::common;
 
@@ -29,6 +28,31 @@ use at_gateway::sources::{SourceDefaults, TokenDigest};
 const REGISTRY_KEY: &str = "rOIuwnpMF+itRHpHSfuIoxxUpP3JaJATN8tDZuVGDMc=";
 const BUCKET: &str = "at-gateway-sources";
 const PUBLIC_URL: &str = "https://gw.example.test";
+
+/// A gateway with the registry enabled, once it serves what the registry
+/// holds (its first read of the bucket is done).
+async fn registry_gateway(nats: NatsServer) -> TestApp {
+    let app = spawn_app_with_nats(
+        nats,
+        AppOptions {
+            env: vec![
+                ("SOURCE_REGISTRY", "true".into()),
+                ("SOURCE_REGISTRY_KEY", REGISTRY_KEY.into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.healthz().await.1["registry"]["state"] != "ok" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry was never read"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app
+}
 
 /// The binary with the registry enabled on `nats_url`.
 fn sources(nats_url: &str) -> Command {
@@ -162,16 +186,9 @@ async fn a_tradingview_source_is_stored_as_a_digest_and_its_alert_message_works_
     let doc: Value = serde_json::from_str(message).unwrap();
     assert_eq!(doc["passphrase"], token.as_str());
 
-    // Pasted into TradingView and sent to the printed URL's path.
-    let app = spawn_app_with_nats(
-        nats,
-        AppOptions {
-            env: vec![("ALLOWED_SOURCES", "tradingview,alpha,trader-42".into())],
-            config: format!("[sources.trader-42]\nkind = \"tradingview\"\ntoken = \"{token}\"\n"),
-            ..Default::default()
-        },
-    )
-    .await;
+    // Pasted into TradingView and sent to the printed URL's path, to a
+    // gateway that serves the registry.
+    let app = registry_gateway(nats).await;
     let path = url.strip_prefix(PUBLIC_URL).unwrap();
     for (action, contracts, after) in [("buy", "0.5", "0.5"), ("sell", "0.5", "0")] {
         let body = filled(message, action, contracts, after);
@@ -270,16 +287,8 @@ async fn a_custom_source_is_stored_sealed_and_its_signed_example_is_accepted_as_
     .unwrap();
     assert_eq!(used, key_id);
 
-    // ...and a gateway serving that secret accepts it as printed.
-    let app = spawn_app_with_nats(
-        nats,
-        AppOptions {
-            env: vec![("ALLOWED_SOURCES", "tradingview,alpha,bot-7".into())],
-            config: format!("[sources.bot-7]\nkind = \"custom\"\nsecret = \"{secret}\"\n"),
-            ..Default::default()
-        },
-    )
-    .await;
+    // ...and a gateway serving the registry accepts it as printed.
+    let app = registry_gateway(nats).await;
     let mut req = app
         .http
         .post(app.url(url.strip_prefix(PUBLIC_URL).unwrap()));
