@@ -752,6 +752,29 @@ mod tests {
     }
 
     #[test]
+    fn source_defaults_default_is_config_default_toml() {
+        let s = Settings::load_with_env(None, env(&[("TRADINGVIEW_TOKEN", "tv-token-0123456789")]))
+            .unwrap();
+        let (from_file, compiled) = (&*s.source_defaults, SourceDefaults::default());
+        assert_eq!(
+            (
+                from_file.rate_limit_rps,
+                from_file.rate_limit_burst,
+                from_file.replay_window_sec,
+                from_file.idempotency_ttl_sec,
+                from_file.ack_wait_ms,
+            ),
+            (
+                compiled.rate_limit_rps,
+                compiled.rate_limit_burst,
+                compiled.replay_window_sec,
+                compiled.idempotency_ttl_sec,
+                compiled.ack_wait_ms,
+            )
+        );
+    }
+
+    #[test]
     fn tradingview_ack_wait_must_stay_below_three_seconds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.toml");

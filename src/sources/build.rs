@@ -28,6 +28,22 @@ pub struct SourceDefaults {
     pub ack_wait_ms: u64,
 }
 
+/// `config/default.toml`'s values, without default secrets (a test in
+/// `config.rs` keeps the two the same).
+impl Default for SourceDefaults {
+    fn default() -> Self {
+        SourceDefaults {
+            hmac_secret: None,
+            tradingview_token: None,
+            rate_limit_rps: 50,
+            rate_limit_burst: 100,
+            replay_window_sec: 300,
+            idempotency_ttl_sec: 86_400,
+            ack_wait_ms: 5000,
+        }
+    }
+}
+
 /// One `[sources.<name>]` section as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -523,15 +539,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> SourceDefaults {
-        SourceDefaults {
-            hmac_secret: None,
-            tradingview_token: None,
-            rate_limit_rps: 50,
-            rate_limit_burst: 100,
-            replay_window_sec: 300,
-            idempotency_ttl_sec: 86400,
-            ack_wait_ms: 5000,
-        }
+        SourceDefaults::default()
     }
 
     /// Builds source `sender` from a TOML section body.

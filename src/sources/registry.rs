@@ -229,15 +229,7 @@ mod tests {
     use crate::sources::SourceKind;
 
     fn defaults() -> SourceDefaults {
-        SourceDefaults {
-            hmac_secret: None,
-            tradingview_token: None,
-            rate_limit_rps: 10,
-            rate_limit_burst: 20,
-            replay_window_sec: 300,
-            idempotency_ttl_sec: 86_400,
-            ack_wait_ms: 5000,
-        }
+        SourceDefaults::default()
     }
 
     fn settings(json: Value) -> Map<String, Value> {

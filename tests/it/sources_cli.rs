@@ -121,15 +121,7 @@ fn key() -> RegistryKey {
 }
 
 fn defaults() -> SourceDefaults {
-    SourceDefaults {
-        hmac_secret: None,
-        tradingview_token: None,
-        rate_limit_rps: 10,
-        rate_limit_burst: 20,
-        replay_window_sec: 300,
-        idempotency_ttl_sec: 86_400,
-        ack_wait_ms: 5000,
-    }
+    SourceDefaults::default()
 }
 
 /// The alert message as TradingView sends it once a strategy fills in the

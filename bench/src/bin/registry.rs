@@ -107,7 +107,10 @@ async fn fill(args: &[String]) {
     );
 }
 
-/// Sends one alert for `source` to every gateway; their statuses.
+/// Sends one alert for `source` to every gateway; their statuses. Each
+/// gateway gets a body of its own: the replicas share their idempotency
+/// claims, so one body sent to both is one signal and the second answer
+/// would be 409.
 async fn alerts(
     http: &reqwest::Client,
     gateways: &[String],
@@ -115,13 +118,14 @@ async fn alerts(
     token: &str,
     n: usize,
 ) -> Vec<u16> {
-    let body =
-        format!(r#"{{"passphrase":"{token}","ticker":"BTCUSDT","action":"buy","quantity":"{n}"}}"#);
     let mut statuses = Vec::new();
-    for gw in gateways {
+    for (i, gw) in gateways.iter().enumerate() {
+        let body = format!(
+            r#"{{"passphrase":"{token}","ticker":"BTCUSDT","action":"buy","quantity":"{n}","replica":"{i}"}}"#
+        );
         let status = http
             .post(format!("{gw}/webhooks/tradingview/{source}"))
-            .body(body.clone())
+            .body(body)
             .send()
             .await
             .map(|r| r.status().as_u16())
@@ -140,24 +144,23 @@ async fn until_all(
     token: &str,
     want: u16,
     n: &mut usize,
-) -> Option<Duration> {
+) -> Result<Duration, Vec<u16>> {
     let start = Instant::now();
     let mut done = vec![false; gateways.len()];
+    let mut last = Vec::new();
     while start.elapsed() < Duration::from_secs(30) {
         *n += 1;
-        for (i, status) in alerts(http, gateways, source, token, *n)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            done[i] |= status == want;
+        last = alerts(http, gateways, source, token, *n).await;
+        for (i, status) in last.iter().enumerate() {
+            done[i] |= *status == want;
         }
         if done.iter().all(|d| *d) {
-            return Some(start.elapsed());
+            return Ok(start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    None
+    // What each gateway answered last, to tell why.
+    Err(last)
 }
 
 async fn propagate(args: &[String]) {
@@ -190,12 +193,15 @@ async fn propagate(args: &[String]) {
             .await
             .expect("registry put");
         let disabled = until_all(&http, &gateways, &name, token.expose_secret(), 403, &mut n).await;
+        let ms = |r: &Result<Duration, Vec<u16>>| r.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0);
         println!(
             "{}",
             json!({
                 "round": round,
-                "added_ms": added.map(|d| d.as_secs_f64() * 1000.0),
-                "disabled_ms": disabled.map(|d| d.as_secs_f64() * 1000.0),
+                "added_ms": ms(&added),
+                "disabled_ms": ms(&disabled),
+                "added_last": added.err(),
+                "disabled_last": disabled.err(),
             })
         );
     }
@@ -203,15 +209,7 @@ async fn propagate(args: &[String]) {
 
 fn lookup(args: &[String]) {
     let count = number(args, "--count");
-    let defaults = SourceDefaults {
-        hmac_secret: None,
-        tradingview_token: None,
-        rate_limit_rps: 50,
-        rate_limit_burst: 100,
-        replay_window_sec: 300,
-        idempotency_ttl_sec: 86_400,
-        ack_wait_ms: 5000,
-    };
+    let defaults = SourceDefaults::default();
     let record = SourceRecord {
         settings: settings(json!({"kind": "tradingview"})),
         tokens: vec![StoredToken {
