@@ -193,8 +193,10 @@ fn verify(
 ) -> Result<(Authenticated, Option<String>), GatewayError> {
     let source = msg.source;
     let counted = msg.metrics;
-    let result = check_client_cert(&source, msg.credentials.tls.as_ref()).and_then(|()| {
-        match (source.kind, source.scheme) {
+    // Where a request comes from is checked first, for every kind of source.
+    let result = check_sender(&source, msg.client_ip)
+        .and_then(|()| check_client_cert(&source, msg.credentials.tls.as_ref()))
+        .and_then(|()| match (source.kind, source.scheme) {
             (SourceKind::Custom, CustomScheme::HmacSha256) => {
                 verify_custom(&source, msg.credentials, msg.body, window)
             }
@@ -204,11 +206,8 @@ fn verify(
             (SourceKind::Custom, CustomScheme::BodyHmac) => {
                 verify_body_hmac(&source, msg.credentials, msg.body)
             }
-            (SourceKind::Tradingview, _) => {
-                verify_tradingview(&source, msg.credentials, msg.client_ip, msg.body)
-            }
-        }
-    });
+            (SourceKind::Tradingview, _) => verify_tradingview(&source, msg.credentials, msg.body),
+        });
     match result {
         Ok((scheme, key_id, body, json, id)) => {
             if let Some(key) = &key_id {
@@ -472,20 +471,25 @@ fn check_window(
     Ok(())
 }
 
+/// A source with `allowed_ips` (TradingView's senders, a vendor's egress
+/// addresses) takes requests from those addresses only (403).
+fn check_sender(source: &SourceConfig, client_ip: IpAddr) -> Result<(), GatewayError> {
+    match &source.allowed_ips {
+        Some(allowed) if !tradingview::sender_allowed(client_ip, allowed) => {
+            Err(GatewayError::Refused {
+                code: Code::SenderNotAllowed,
+                message: format!("sender address {client_ip} is not allowed for this source"),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn verify_tradingview(
     source: &SourceConfig,
     creds: Credentials,
-    client_ip: IpAddr,
     body: Bytes,
 ) -> Result<Verified, GatewayError> {
-    if let Some(allowed) = &source.allowed_ips {
-        if !tradingview::sender_allowed(client_ip, allowed) {
-            return Err(GatewayError::Refused {
-                code: Code::SenderNotAllowed,
-                message: format!("sender address {client_ip} is not allowed for this source"),
-            });
-        }
-    }
     if source.tokens.is_empty() {
         return Err(GatewayError::refused(
             Code::Misconfigured,

@@ -197,3 +197,21 @@ async fn canonical_payloads_pass_through() {
     assert_eq!(norm.json["asserted_at"], "2026-11-22T10:00:00Z");
     assert_eq!(norm.json["price"], Value::String("3000.5".into()));
 }
+
+#[actix_rt::test]
+async fn a_custom_source_with_allowed_ips_refuses_other_senders_with_403() {
+    // The test client is 127.0.0.1.
+    let elsewhere = "[sources.alpha]\nallowed_ips = [\"203.0.113.0/24\"]\n";
+    let app = spawn_app(AppOptions::with_config(elsewhere)).await;
+    let (status, body) = json_body(app.signed(&sign(BODY)).send().await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("sender_not_allowed")),
+        "{body}"
+    );
+    assert!(app.stream_messages().await.is_empty(), "nothing stored");
+
+    let here = "[sources.alpha]\nallowed_ips = [\"203.0.113.0/24\", \"127.0.0.1\"]\n";
+    let app = spawn_app(AppOptions::with_config(here)).await;
+    assert_eq!(app.signed(&sign(BODY)).send().await.status(), 202);
+}
