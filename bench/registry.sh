@@ -115,4 +115,11 @@ for key, what in (("added_ms", "a source added"), ("disabled_ms", "a source disa
     missed = len(rounds) - len(v)
     if v:
         print(f"| {what}: in force on both replicas, p50 / max of {len(v)} | {statistics.median(v):.0f} / {max(v):.0f} ms{f' ({missed} never)' if missed else ''} |")
+# Not a speed check: a change never applied, or a registry source not
+# served under load, means the registry does not work.
+broken = [r for r in rounds if r["added_ms"] is None or r["disabled_ms"] is None]
+refused = [l for l in loads if l["non_2xx"]]
+if broken or refused:
+    print(f"registry: {len(broken)} rounds never in force, {len(refused)} loads with refusals", file=sys.stderr)
+    sys.exit(1)
 EOF
