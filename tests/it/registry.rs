@@ -247,4 +247,7 @@ async fn a_replica_that_cannot_reach_the_registry_keeps_serving_its_last_good_ta
     nats.restart();
     until_registry_state(&gw, "ok").await;
     until_answered(&gw, "trader-9", TOKEN_1, 202, &mut n).await;
+    // The watch goes on after the outage: a change made now arrives.
+    put(&nats, "trader-10", &tradingview(vec![token(TOKEN_2, None)])).await;
+    until_answered(&gw, "trader-10", TOKEN_2, 202, &mut n).await;
 }
