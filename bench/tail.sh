@@ -45,7 +45,7 @@ for row in $(seq 1 "$ROWS"); do
     port="$gw_port" pid="$gw_pid"
   fi
   start="$(date +%s.%N)"
-  gcs_before="$(grep -c '^gc ' "$tmp/nats.log" || true)"
+  gcs_before="$(grep -c '^gc ' "$tmp/nats-0.log" || true)"
   load "$TARGET" "http://127.0.0.1:$port/webhooks/alpha" "$pid" --rate "$RATE" 2>/dev/null |
     python3 -c '
 import json, re, sys
@@ -58,7 +58,7 @@ rate, p50, p99, p999, lag = (r[k] for k in ("accepted_per_sec", "p50_ms", "p99_m
 print(f"row {row} at +{start:.0f} s: {rate:.0f}/s, p50 {p50:.2f} ms, p99 {p99:.1f} ms, "
       f"p99.9 {p999:.1f} ms, sent late p99 {lag:.1f} ms; nats-server: {len(gcs)} collections, "
       f"longest mark {max(marks, default=0):.0f} ms, live heap {heap}")
-' "$row" "$(python3 -c "print($start - $t0)")" "$gcs_before" "$tmp/nats.log"
+' "$row" "$(python3 -c "print($start - $t0)")" "$gcs_before" "$tmp/nats-0.log"
   stop "$pid"
 done
 echo "- $TARGET, open loop at $RATE/s on $CONNECTIONS connections, $DURATION s per row; one nats-server$([ "${SHM:-0}" = 1 ] && echo ', store on tmpfs'), GOGC ${NATS_GOGC:-100}"
