@@ -27,7 +27,7 @@ use crate::claims::jetstream::{ensure_bucket, BucketSpec};
 use crate::config::{NatsSettings, RegistrySettings};
 use crate::ids::SourceId;
 use crate::sources::registry::SourceRecord;
-use crate::sources::{SourceDefaults, SourceMap};
+use crate::sources::{SourceConfig, SourceDefaults, SourceMap};
 use crate::telemetry::metrics;
 
 /// Changes applied in one swap at most; more wait for the next one.
@@ -84,11 +84,15 @@ impl RegistryStatus {
     }
 }
 
-/// The registry's side of the table: what it serves and what it refused.
+/// The records the watch refused (what it serves is the registry's part of
+/// the live table itself).
 struct Followed {
-    served: SourceMap,
     invalid: HashSet<SourceId>,
 }
+
+/// A source the watch changed: what to serve under its name now (`None`:
+/// nothing, it was removed, disabled or refused).
+type Change = (SourceId, Option<Arc<SourceConfig>>);
 
 /// Follows the registry for as long as the process runs.
 pub async fn watch(
@@ -154,10 +158,10 @@ async fn follow(
         .await
         .map_err(|e| format!("watch: {e}"))?;
     let mut followed = Followed {
-        served: SourceMap::new(),
         invalid: HashSet::new(),
     };
     // The first read: every current record, swapped in whole.
+    let mut fresh = SourceMap::new();
     let mut synced = held == 0;
     while !synced {
         let Some(entry) = watch.next().await else {
@@ -165,14 +169,16 @@ async fn follow(
         };
         let entry = entry.map_err(|e| format!("watch: {e}"))?;
         synced = entry.seen_current;
-        followed.apply(&entry, registry, defaults);
+        if let Some(change) = followed.apply(&entry, registry, defaults) {
+            put(&mut fresh, change);
+        }
     }
-    let served = followed.served.clone();
-    tables.change_registry(|r| *r = served);
+    let served = fresh.len();
+    tables.change_registry(|r| *r = fresh);
     status.synced.store(true, Ordering::Release);
-    followed.count(status);
+    followed.count(status, served);
     tracing::info!(
-        sources = followed.served.len(),
+        sources = served,
         invalid = followed.invalid.len(),
         "source registry read"
     );
@@ -197,30 +203,27 @@ async fn follow(
                 Some(None) | None => break,
             }
         }
-        let changed: Vec<SourceId> = batch
+        let changes: Vec<Change> = batch
             .iter()
             .filter_map(|entry| followed.apply(entry, registry, defaults))
             .collect();
+        let mut served = 0;
         tables.change_registry(|r| {
-            for id in &changed {
-                match followed.served.get(id) {
-                    Some(source) => r.insert(id.clone(), source.clone()),
-                    None => r.remove(id),
-                };
-            }
+            changes.into_iter().for_each(|change| put(r, change));
+            served = r.len();
         });
-        followed.count(status);
+        followed.count(status, served);
     }
 }
 
 impl Followed {
-    /// Applies one entry; returns the source it changed.
+    /// What one entry changes.
     fn apply(
         &mut self,
         entry: &Entry,
         registry: &RegistrySettings,
         defaults: &SourceDefaults,
-    ) -> Option<SourceId> {
+    ) -> Option<Change> {
         let Some(id) = SourceId::parse(&entry.key) else {
             tracing::error!(key = %entry.key, "source registry: a key that is not a source name");
             return None;
@@ -244,16 +247,20 @@ impl Followed {
                 }
             },
         };
-        match built {
-            Some(source) => self.served.insert(id.clone(), Arc::new(source)),
-            None => self.served.remove(&id),
-        };
-        Some(id)
+        Some((id, built.map(Arc::new)))
     }
 
-    fn count(&self, status: &RegistryStatus) {
-        status.sources.store(self.served.len(), Ordering::Release);
+    fn count(&self, status: &RegistryStatus, served: usize) {
+        status.sources.store(served, Ordering::Release);
         status.invalid.store(self.invalid.len(), Ordering::Release);
         status.publish_gauges();
     }
+}
+
+/// Serves a change in `sources`.
+fn put(sources: &mut SourceMap, (id, source): Change) {
+    match source {
+        Some(source) => sources.insert(id, source),
+        None => sources.remove(&id),
+    };
 }

@@ -216,11 +216,17 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| format!("'{text}' is not an RFC 3339 time"))
 }
 
-/// Now, as records write times.
-pub fn now_text() -> String {
-    OffsetDateTime::now_utc()
+/// `t` as records write times: RFC 3339, whole seconds.
+pub fn time_text(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+/// Now, as records write times.
+pub fn now_text() -> String {
+    time_text(OffsetDateTime::now_utc())
 }
 
 #[cfg(test)]

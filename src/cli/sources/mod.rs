@@ -24,14 +24,13 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::CliError;
 use crate::config::{RegistrySettings, Settings};
 use crate::ids::SourceId;
 use crate::sources::registry::{
-    now_text, parse_time, random_token, random_whsec_secret, RegistryKey, SealedSecret,
+    now_text, parse_time, random_token, random_whsec_secret, time_text, RegistryKey, SealedSecret,
     SourceRecord, StoredToken,
 };
 use crate::sources::{SourceConfig, SourceKind, TokenDigest};
@@ -283,14 +282,6 @@ fn live(not_after: &Option<String>, now: OffsetDateTime) -> bool {
         // Kept: the gateway refuses the record with the reason.
         Some(Err(_)) => true,
     }
-}
-
-/// RFC 3339 to the second, as the operator reads and writes expiries.
-fn time_text(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Where the source's sender posts (the source named `tradingview` has the
