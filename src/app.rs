@@ -24,6 +24,7 @@ use crate::claims::memory::MemoryStore;
 use crate::claims::{ClaimStore, Claims};
 use crate::config::{Settings, StoreBackend};
 use crate::idempotency::{IdempotencyStore, Record};
+use crate::ingress::drain::{self, Draining, Shutdown};
 use crate::ingress::{self, WorkerState};
 use crate::lanes::Lanes;
 use crate::normalize::Normalizer;
@@ -68,6 +69,7 @@ struct Shared {
     lanes: Arc<Lanes>,
     health: Arc<NatsHealth>,
     registry: Option<Arc<RegistryStatus>>,
+    draining: Arc<Draining>,
 }
 
 impl Shared {
@@ -105,6 +107,7 @@ impl Shared {
             health: self.health.clone(),
             lanes: self.lanes.clone(),
             registry: self.registry.clone(),
+            draining: self.draining.clone(),
         }
     }
 
@@ -219,6 +222,7 @@ pub struct Application {
     /// The HTTPS listener's port, when `tls.addr` is set.
     tls_port: Option<u16>,
     server: Server,
+    shutdown: Shutdown,
     health: Arc<NatsHealth>,
     reloader: Reloader,
     /// Why the NATS server or stream cannot give the configured guarantees,
@@ -275,8 +279,10 @@ impl Application {
             lanes: Lanes::new(settings.lanes),
             health: health.clone(),
             registry,
+            draining: Arc::new(Draining::default()),
             settings: settings.clone(),
         };
+        let draining = shared.draining.clone();
 
         // The control connection creates/checks the stream and probes JetStream.
         let control_name = format!("{}-control", settings.service_name);
@@ -307,12 +313,14 @@ impl Application {
         let server = HttpServer::new(move || {
             let worker = next_worker.fetch_add(1, Ordering::Relaxed);
             let state = shared.start_stages(worker);
+            let draining = shared.draining.clone();
             App::new()
                 .app_data(web::Data::new(state))
                 // Explicit, though webhooks read the body themselves with the
                 // same limit: actix-web's default is 256 KiB.
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap_fn(ingress::arrival::mark_first)
+                .wrap_fn(move |req, srv| drain::close_while_draining(&draining, req, srv))
                 .configure(ingress::routes)
         })
         .workers(workers)
@@ -320,6 +328,8 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(http.keep_alive_sec))
         .shutdown_timeout(http.shutdown_timeout_sec)
+        // SIGTERM/SIGINT drain first (`run_until_stopped`, `ingress/drain.rs`).
+        .disable_signals()
         .max_connections(http.max_connections_per_worker)
         .on_connect(ingress::arrival::on_connect)
         .listen(listener)?;
@@ -333,6 +343,11 @@ impl Application {
             _ => (server, None),
         };
         let server = server.run();
+        let shutdown = Shutdown {
+            draining,
+            server: server.handle(),
+            drain: Duration::from_millis(settings.http.drain_ms),
+        };
         tracing::info!(
             port,
             tls_port,
@@ -355,6 +370,7 @@ impl Application {
             port,
             tls_port,
             server,
+            shutdown,
             health,
             reloader,
             unsuitable,
@@ -369,9 +385,15 @@ impl Application {
         self.tls_port
     }
 
-    /// Stops the server (`graceful`: finish in-flight requests first).
+    /// Stops the server at once (`graceful`: finish in-flight requests
+    /// first), without the drain.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// Stops the server the way SIGTERM does: drain, then stop gracefully.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
     }
 
     pub fn health(&self) -> Arc<NatsHealth> {
@@ -383,8 +405,9 @@ impl Application {
         self.reloader.clone()
     }
 
-    /// Serves until SIGTERM/SIGINT (or a stop through [`Application::handle`]):
-    /// then stops accepting, lets in-flight requests finish, and returns.
+    /// Serves until stopped through [`Application::shutdown`] (which `main`
+    /// calls on SIGTERM/SIGINT, [`drain::on_signals`]) or
+    /// [`Application::handle`], and returns once in-flight requests finished.
     /// Returns an error naming what to fix when the NATS server or the
     /// stream cannot give the guarantees the gateway is configured for (an
     /// old server, a stream whose settings contradict the configuration):

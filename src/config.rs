@@ -184,7 +184,11 @@ pub struct HttpSettings {
     pub body_read_timeout_ms: u64,
     /// Idle keep-alive connections are closed after this long.
     pub keep_alive_sec: u64,
-    /// On SIGTERM, in-flight requests get this long to finish.
+    /// On SIGTERM or SIGINT, the gateway first drains this long: it keeps
+    /// serving, closes each connection after its next answer and reports
+    /// not ready (`ingress/drain.rs`).
+    pub drain_ms: u64,
+    /// After the drain, in-flight requests get this long to finish.
     pub shutdown_timeout_sec: u64,
     /// Concurrent connections per worker; more wait in the accept backlog.
     pub max_connections_per_worker: usize,

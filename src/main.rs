@@ -245,6 +245,7 @@ fn serve(settings: Settings) -> ExitCode {
     telemetry::init_logging(&settings.log_level, std::io::stdout);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
+        actix_web::rt::spawn(at_gateway::ingress::drain::on_signals(app.shutdown()));
         app.run_until_stopped().await?;
         anyhow::Ok(())
     });

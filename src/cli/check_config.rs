@@ -132,6 +132,7 @@ fn http_table(doc: &mut Doc, h: &HttpSettings) {
         client_request_timeout_ms,
         body_read_timeout_ms,
         keep_alive_sec,
+        drain_ms,
         shutdown_timeout_sec,
         max_connections_per_worker,
     } = h;
@@ -141,6 +142,7 @@ fn http_table(doc: &mut Doc, h: &HttpSettings) {
     doc.set("client_request_timeout_ms", int(*client_request_timeout_ms));
     doc.set("body_read_timeout_ms", int(*body_read_timeout_ms));
     doc.set("keep_alive_sec", int(*keep_alive_sec));
+    doc.set("drain_ms", int(*drain_ms));
     doc.set("shutdown_timeout_sec", int(*shutdown_timeout_sec));
     doc.set(
         "max_connections_per_worker",

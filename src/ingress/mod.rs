@@ -7,6 +7,7 @@
 //! TradingView token) and bodies are never logged.
 
 pub mod arrival;
+pub mod drain;
 pub mod request;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct WorkerState {
     pub lanes: Arc<crate::lanes::Lanes>,
     /// The source registry's state, when it is enabled.
     pub registry: Option<Arc<crate::reload::registry::RegistryStatus>>,
+    /// Set on SIGTERM/SIGINT while the gateway drains (`drain.rs`).
+    pub draining: Arc<drain::Draining>,
 }
 
 /// The paths [`webhook`] serves under the `/webhooks` scope, POST only
@@ -383,7 +386,12 @@ async fn readyz(
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
     request::hold_unfinished(&req, payload);
-    let report = state.health.report();
+    let mut report = state.health.report();
+    if state.draining.is_draining() {
+        // Load balancers stop sending before the listener closes.
+        report.ready = false;
+        report.problem = Some("draining: the gateway is shutting down".into());
+    }
     let status = if report.ready {
         StatusCode::OK
     } else {

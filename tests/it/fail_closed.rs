@@ -240,26 +240,6 @@ async fn no_2xx_is_ever_missing_from_the_stream_across_a_nats_crash() {
 }
 
 #[actix_rt::test]
-async fn graceful_shutdown_answers_every_in_flight_request() {
-    let app = spawn_app(AppOptions::default()).await;
-    app.nats.kill();
-    app.wait_ready(false).await;
-    let sends = join_all((0..5).map(|i| app.signed(&sign(&body(i))).try_send()));
-    let stop_and_heal = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let stop = app.stop();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        stop.await;
-    };
-    let (results, ()) = futures_util::join!(sends, stop_and_heal);
-    for r in results {
-        let status = r.expect("every in-flight request gets an answer").status();
-        assert!(status == 202 || status == 503, "{status}");
-    }
-    app.nats.restart();
-}
-
-#[actix_rt::test]
 async fn a_retry_while_the_first_publish_is_pending_joins_it_instead_of_publishing_again() {
     let app = spawn_app(memory_store("[nats]\nrequest_ack_wait_ms = 6000\n")).await;
     let keyed = || app.signed(&sign(&body(1))).idempotency_key("join-1");

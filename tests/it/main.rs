@@ -26,6 +26,7 @@ mod priority_lanes;
 mod registry;
 mod replicas;
 mod rotation;
+mod shutdown;
 mod sources_cli;
 mod standard_webhooks;
 mod stream_claims;

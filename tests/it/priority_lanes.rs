@@ -140,15 +140,6 @@ async fn the_publish_buffer_keeps_room_for_the_high_lane() {
     }
 }
 
-/// A raw HTTP/1.1 TradingView alert (text, token in the URL) to `addr`.
-fn raw_alert(addr: &str, body: &str) -> String {
-    format!(
-        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 /// A raw HTTP/1.1 request on a connection opened `wait` before it is sent,
 /// as an alert that waited in the accept queue of a burst; its status.
 async fn tradingview_after(app: &TestApp, wait: Duration, body: &str) -> u16 {

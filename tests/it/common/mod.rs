@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
 use at_gateway::auth::signature;
 use at_gateway::{Application, Settings};
 use serde_json::Value;
@@ -254,7 +253,7 @@ pub struct TestApp {
     pub tls_base: Option<String>,
     pub nats: NatsServer,
     pub http: reqwest::Client,
-    handle: ServerHandle,
+    shutdown: at_gateway::ingress::drain::Shutdown,
     _config_dir: tempfile::TempDir,
 }
 
@@ -349,7 +348,7 @@ pub async fn spawn_app_with_nats(nats: NatsServer, opts: AppOptions) -> TestApp 
     let app = Application::build(settings).await.expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let tls_base = app.tls_port().map(|p| format!("https://127.0.0.1:{p}"));
-    let handle = app.handle();
+    let shutdown = app.shutdown();
     actix_rt::spawn(app.run_until_stopped());
     let test_app = TestApp {
         base,
@@ -359,7 +358,7 @@ pub async fn spawn_app_with_nats(nats: NatsServer, opts: AppOptions) -> TestApp 
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        handle,
+        shutdown,
         _config_dir: dir,
     };
     if opts.wait_ready {
@@ -633,8 +632,11 @@ impl TestApp {
             .collect()
     }
 
-    pub async fn stop(&self) {
-        self.handle.stop(true).await;
+    /// Stops as SIGTERM does: drains (`http.drain_ms`), then stops.
+    pub async fn drain_then_stop(&self) {
+        self.shutdown
+            .drain_then_stop(std::future::pending::<()>())
+            .await;
     }
 
     /// `127.0.0.1:PORT` of the plain-HTTP listener, for raw sockets.
@@ -659,6 +661,20 @@ pub fn status_of(answer: &str) -> Option<u16> {
 /// alive): its head, then as many body bytes as its Content-Length says.
 /// Its status.
 pub async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
+    read_answer(conn).await.0
+}
+
+/// A raw HTTP/1.1 TradingView alert (text, token in the URL) to `addr`.
+pub fn raw_alert(addr: &str, body: &str) -> String {
+    format!(
+        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// [`read_response`], with the response head (status line and headers).
+pub async fn read_answer(conn: &mut tokio::net::TcpStream) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -677,7 +693,8 @@ pub async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     conn.read_exact(&mut body).await.unwrap();
-    status_of(&head).unwrap_or_else(|| panic!("no status in {head:?}"))
+    let status = status_of(&head).unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head)
 }
 
 /// One message read back from JetStream.
