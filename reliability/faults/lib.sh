@@ -131,12 +131,13 @@ start_nats() {
 # to $GW_TOML (extra settings for a campaign's gateway). With GW_PORT_WANTED
 # set it listens there (a restart on the same port). GW_WRAP: a command put in
 # front of the binary (e.g. "heaptrack -o FILE"; GW_PID is then the wrapper's).
+# NATS_URL_OVERRIDE: the NATS_URL to give it instead (several servers).
 start_gateway() {
   GW_PORT="${GW_PORT_WANTED:-$(free_port)}"
   printf '%s\n' "${1:-${GW_TOML:-}}" >"$tmp/gateway.toml"
   env -u TRADINGVIEW_TOKEN \
     HTTP_ADDR="127.0.0.1:$GW_PORT" \
-    NATS_URL="nats://127.0.0.1:$NATS_PORT" \
+    NATS_URL="${NATS_URL_OVERRIDE:-nats://127.0.0.1:$NATS_PORT}" \
     ALLOWED_SOURCES=alpha \
     API_KEY_HMAC_SECRET="$SECRET" \
     RATE_LIMIT_RPS=1000000 \
