@@ -8,10 +8,12 @@
 #   TARGET=minimal bash bench/tail.sh       # the minimal same-work program
 #   TARGET=bare bash bench/tail.sh          # no NATS at all: the machine's own tail
 #   SHM=1 NATS_GOGC=400 bash bench/tail.sh  # store on tmpfs; nats-server's GOGC
+#   GATEWAY_ENV="STORE_BACKEND=memory" bash bench/tail.sh  # the gateway configured otherwise
 #
 # Knobs: TARGET (gateway | minimal | bare), ROWS (5), RATE (6000), CONNECTIONS
 # (256), DURATION (10), WARMUP (2), SHM (0: the store on tmpfs when 1),
-# NATS_GOGC (Go's default, 100). nats-server runs with GODEBUG=gctrace=1;
+# NATS_GOGC (Go's default, 100), GATEWAY_ENV (VAR=value settings for the
+# gateway, space-separated). nats-server runs with GODEBUG=gctrace=1;
 # its collector's lines are counted per row. Output: one line per row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +43,8 @@ for row in $(seq 1 "$ROWS"); do
   elif [ "$TARGET" = minimal ]; then
     start_minimal
   else
-    start_gateway "row$row"
+    # shellcheck disable=SC2086 # GATEWAY_ENV is a list of VAR=value words
+    start_gateway "row$row" ${GATEWAY_ENV:-}
     port="$gw_port" pid="$gw_pid"
   fi
   start="$(date +%s.%N)"
