@@ -323,6 +323,68 @@ async fn a_standard_webhooks_source_gets_a_whsec_secret() {
 }
 
 #[actix_rt::test]
+async fn a_body_hmac_source_takes_the_header_names_its_sender_already_uses() {
+    let nats = NatsServer::start();
+    let out = ok(
+        &mut sources(&nats.url()),
+        &[
+            "add",
+            "gh-bot",
+            "--kind",
+            "custom",
+            "--scheme",
+            "body-hmac",
+            "--signature-header",
+            "X-Hub-Signature-256",
+            "--id-header",
+            "X-GitHub-Delivery",
+            "--timestamp-header",
+            "",
+            "--json",
+        ],
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let secret = doc["secret"].as_str().unwrap().to_string();
+    let example: Vec<&String> = doc["example"]["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        example,
+        ["Content-Type", "X-Hub-Signature-256", "X-GitHub-Delivery"],
+        "the example signs with the sender's headers, no timestamp"
+    );
+    let rec = record(&nats.url(), "gh-bot").await;
+    assert_eq!(rec.settings["signature_header"], "X-Hub-Signature-256");
+    assert_eq!(rec.settings["timestamp_header"], "");
+
+    // A sender signing as GitHub does, written here from its documentation
+    // rather than with the gateway's code: HMAC-SHA256 of the body, in hex.
+    use hmac::{Hmac, Mac};
+    let body = r#"{"symbol":"BTCUSDT","action":"buy","quantity":"1"}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let app = registry_gateway(nats).await;
+    let deliver = || {
+        app.http
+            .post(app.url("/webhooks/gh-bot"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header("X-Hub-Signature-256", &signature)
+            .body(body)
+    };
+    let (status, first) = answer(deliver()).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = answer(deliver()).await;
+    assert_eq!((status, again["code"].as_str()), (409, Some("duplicate")));
+    assert_eq!(again["event_id"], first["event_id"]);
+    assert_eq!(app.messages_on("signals.normalized").await.len(), 1);
+}
+
+#[actix_rt::test]
 async fn an_existing_name_or_a_bad_setting_writes_nothing() {
     let nats = NatsServer::start();
     ok(
@@ -344,6 +406,14 @@ async fn an_existing_name_or_a_bad_setting_writes_nothing() {
     for (name, flag, value, named) in [
         ("trader-2", "--priority", "urgent", "urgent"),
         ("trader-3", "--allowed-ip", "not-a-network", "allowed_ips"),
+        // Header names are for body-hmac sources only: elsewhere they
+        // would silently do nothing.
+        (
+            "trader-4",
+            "--signature-header",
+            "X-Sig",
+            "signature_header",
+        ),
     ] {
         let bad = run(
             &mut sources(&nats.url()),

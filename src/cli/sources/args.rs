@@ -14,7 +14,7 @@ pub enum Command {
     NewKey,
     /// Add a source to the registry and print, once, its webhook URL and its
     /// token (TradingView) or secret (custom).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Give a source a new token or secret; the old ones keep working for
     /// --overlap-sec, expired ones are dropped. Prints the new one, once.
     Rotate {
@@ -53,9 +53,25 @@ pub struct AddArgs {
     pub name: String,
     #[arg(long, value_enum)]
     pub kind: Kind,
-    /// Custom sources: hmac-sha256 (default) or standard-webhooks.
+    /// Custom sources: hmac-sha256 (default), standard-webhooks or
+    /// body-hmac (a sender that signs the body alone, its own headers).
     #[arg(long)]
     pub scheme: Option<String>,
+    /// body-hmac: the header carrying `sha256=<hex>` (default
+    /// X-Webhook-Signature; GitHub: X-Hub-Signature-256).
+    #[arg(long, value_name = "NAME")]
+    pub signature_header: Option<String>,
+    /// body-hmac: the header with the delivery id, the idempotency key
+    /// (default X-Webhook-Id; "" for none).
+    #[arg(long, value_name = "NAME")]
+    pub id_header: Option<String>,
+    /// body-hmac: the header with the send time (default
+    /// X-Webhook-Timestamp; "" for none).
+    #[arg(long, value_name = "NAME")]
+    pub timestamp_header: Option<String>,
+    /// body-hmac: rfc3339 (default), unix or unix_ms.
+    #[arg(long, value_name = "FORMAT")]
+    pub timestamp_format: Option<String>,
     /// Lane under saturation: high, normal (default) or low.
     #[arg(long)]
     pub priority: Option<String>,
@@ -99,6 +115,10 @@ impl AddArgs {
             }
         };
         text("scheme", &self.scheme);
+        text("signature_header", &self.signature_header);
+        text("id_header", &self.id_header);
+        text("timestamp_header", &self.timestamp_header);
+        text("timestamp_format", &self.timestamp_format);
         text("priority", &self.priority);
         text("format", &self.format);
         let numbers = [
