@@ -123,6 +123,9 @@ for n in $BURSTS; do
     sleep "$PAUSE"
   done
 done
+# Peak resident memory over the whole run (the largest burst sets it).
+peak_rss() { awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+rss_line="- peak RSS over the run: gateway $(peak_rss "$gw_pid"), minimal program $(peak_rss "$min_pid")"
 # What the gateway's publishes met: retries show as error / timeout counts.
 echo "bench: gateway publish counters after the run:" >&2
 curl -fsS "http://127.0.0.1:$gw_port/metrics" | grep '^gateway_nats_publish_total' >&2 || true
@@ -132,6 +135,7 @@ mkdir -p bench/results
 cp "$results" bench/results/burst.json
 {
   python3 bench/burst_report.py "$results"
+  echo "$rss_line"
   echo "- $nats_version x $NATS_NODES node(s), streams R$replicas (sync_interval: $NATS_SYNC), fresh store; STORE_BACKEND=${STORE_BACKEND:-jetstream}; gateway binary ${GATEWAY_BIN:-target/release/at-gateway}${GATEWAY_CONFIG:+ with --config $GATEWAY_CONFIG} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/burst.md

@@ -467,6 +467,13 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         raw.lanes.max_in_flight as u64,
     ));
     problems.check(positive("lanes.max_working", raw.lanes.max_working as u64));
+    if raw.lanes.max_body_bytes_in_flight < raw.http.max_body_bytes {
+        problems.push(format!(
+            "lanes.max_body_bytes_in_flight ({}) is less than http.max_body_bytes ({}): \
+             a body of the largest size could never be taken in",
+            raw.lanes.max_body_bytes_in_flight, raw.http.max_body_bytes
+        ));
+    }
     let lanes = &raw.lanes;
     if !(1..=100).contains(&lanes.low_percent)
         || !(lanes.low_percent..=100).contains(&lanes.normal_percent)

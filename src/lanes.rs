@@ -1,10 +1,13 @@
 //! Priority lanes: under saturation, low-priority sources are refused first
 //! so that high-priority ones keep being served.
 //!
-//! Two shared resources are split by priority, both the same way: the
+//! Three shared resources are split by priority, all the same way: the
 //! requests in flight (`lanes.max_in_flight`, counted from the moment a
-//! request's source is known until it is answered) and the publisher's
-//! places (`nats.max_in_flight_messages` and `nats.buffer_capacity`). A low-priority request may take one only
+//! request's source is known until it is answered), the bytes their bodies
+//! may hold meanwhile (`lanes.max_body_bytes_in_flight`: what bounds the
+//! memory of a burst, since a request waiting for its turn holds its body)
+//! and the publisher's places (`nats.max_in_flight_messages` and
+//! `nats.buffer_capacity`). A low-priority request may take one only
 //! while use is below `low_percent` of the total, a normal one below
 //! `normal_percent`, a high one up to the total; so the last places are kept
 //! for higher lanes. Refused: 503 `overloaded` (in flight) or `buffer_full`
@@ -56,6 +59,9 @@ pub struct LaneSettings {
     pub max_in_flight: usize,
     /// Of those, requests worked on at once; the rest wait their turn.
     pub max_working: usize,
+    /// Room for the bodies of the requests in flight, in bytes, taken as
+    /// the bytes arrive (an announced length is only a claim).
+    pub max_body_bytes_in_flight: usize,
     /// Share of each resource low- and normal-priority sources may use.
     pub low_percent: u8,
     pub normal_percent: u8,
@@ -77,6 +83,7 @@ impl LaneSettings {
 /// The in-flight counter and the turns, shared by every worker.
 pub struct Lanes {
     in_flight: AtomicUsize,
+    body_bytes: AtomicUsize,
     /// Fair: waiters get their turn in the order they asked for it.
     turns: Semaphore,
     /// How long a turn's work took lately, in microseconds (a moving
@@ -89,6 +96,7 @@ impl Lanes {
     pub fn new(settings: LaneSettings) -> Arc<Self> {
         Arc::new(Lanes {
             in_flight: AtomicUsize::new(0),
+            body_bytes: AtomicUsize::new(0),
             turns: Semaphore::new(settings.max_working.max(1)),
             work_us: AtomicU64::new(0),
             settings,
@@ -123,14 +131,29 @@ impl Lanes {
     /// Admits a request of `priority`, or refuses it when its lane's share
     /// of the in-flight places is used up.
     pub fn enter(self: &Arc<Self>, priority: Priority) -> Option<InFlight> {
-        let limit = self.settings.limit(self.settings.max_in_flight, priority);
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()?;
+        let s = &self.settings;
+        if !take(&self.in_flight, 1, s.limit(s.max_in_flight, priority)) {
+            return None;
+        }
         Some(InFlight(self.clone()))
     }
+
+    /// Room for one request's body, empty until [`BodyRoom::grow`] takes it.
+    pub fn body_room(self: &Arc<Self>, priority: Priority) -> BodyRoom {
+        BodyRoom {
+            lanes: self.clone(),
+            priority,
+            held: 0,
+        }
+    }
+}
+
+/// Adds `n` to `used` unless that would pass `limit`.
+fn take(used: &AtomicUsize, n: usize, limit: usize) -> bool {
+    used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+        (u + n <= limit).then_some(u + n)
+    })
+    .is_ok()
 }
 
 /// A request's place in flight; released when it is answered.
@@ -142,6 +165,33 @@ impl Drop for InFlight {
     }
 }
 
+/// The bytes one request's body holds of `lanes.max_body_bytes_in_flight`;
+/// given back when it is answered.
+pub struct BodyRoom {
+    lanes: Arc<Lanes>,
+    priority: Priority,
+    held: usize,
+}
+
+impl BodyRoom {
+    /// Takes `n` more bytes, or refuses when the lane's share is used up.
+    pub fn grow(&mut self, n: usize) -> bool {
+        let s = &self.lanes.settings;
+        let limit = s.limit(s.max_body_bytes_in_flight, self.priority);
+        let taken = take(&self.lanes.body_bytes, n, limit);
+        if taken {
+            self.held += n;
+        }
+        taken
+    }
+}
+
+impl Drop for BodyRoom {
+    fn drop(&mut self) {
+        self.lanes.body_bytes.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +199,7 @@ mod tests {
     const SETTINGS: LaneSettings = LaneSettings {
         max_in_flight: 10,
         max_working: 2,
+        max_body_bytes_in_flight: 1000,
         low_percent: 50,
         normal_percent: 80,
     };
@@ -187,6 +238,23 @@ mod tests {
             drop(first);
         };
         assert!(futures_util::join!(waiting, release).0.is_some());
+    }
+
+    #[test]
+    fn bodies_take_room_by_lane_as_they_grow_and_give_it_back() {
+        let lanes = Lanes::new(SETTINGS);
+        // Low: half of the 1000 bytes.
+        let mut low = lanes.body_room(Priority::Low);
+        assert!(low.grow(300) && low.grow(100));
+        let mut other = lanes.body_room(Priority::Low);
+        assert!(!other.grow(101), "501 > 500");
+        assert!(other.grow(100));
+        // High may use all of it.
+        let mut high = lanes.body_room(Priority::High);
+        assert!(!high.grow(501));
+        assert!(high.grow(500));
+        drop((low, other, high));
+        assert!(lanes.body_room(Priority::Low).grow(500));
     }
 
     #[test]

@@ -205,12 +205,14 @@ fn lanes_table(doc: &mut Doc, l: &LaneSettings) {
     let LaneSettings {
         max_in_flight,
         max_working,
+        max_body_bytes_in_flight,
         low_percent,
         normal_percent,
     } = l;
     doc.table(&["lanes"]);
     doc.set("max_in_flight", int(*max_in_flight));
     doc.set("max_working", int(*max_working));
+    doc.set("max_body_bytes_in_flight", int(*max_body_bytes_in_flight));
     doc.set("low_percent", *low_percent);
     doc.set("normal_percent", *normal_percent);
 }

@@ -223,11 +223,14 @@ async fn receive(
 ) -> Result<Accepted, GatewayError> {
     let http = &state.settings.http;
     request::check_content_headers(req)?;
+    // Held until the request is answered, like its body.
+    let mut room = state.lanes.body_room(entry.config.priority);
     let body = request::read_body(
         req,
         payload,
         http.max_body_bytes,
         std::time::Duration::from_millis(http.body_read_timeout_ms),
+        &mut room,
     )
     .await?;
     let msg = Receive {

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 
 use crate::error::{Code, GatewayError};
+use crate::lanes::BodyRoom;
 
 /// Most bytes reserved for a body before any of it has arrived.
 const INITIAL_BODY_CAPACITY: usize = 16 * 1024;
@@ -58,18 +59,24 @@ pub fn check_content_headers(req: &HttpRequest) -> Result<(), GatewayError> {
 
 /// Reads the body, refusing more than `limit` bytes as received (413, read
 /// no further) and bodies slower than `timeout` (408).
+fn announced_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads the whole body, at most `limit` bytes within `timeout`, each chunk
+/// taking its bytes of `room` as it arrives (none left: 503 `overloaded`).
 pub async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,
     timeout: Duration,
+    room: &mut BodyRoom,
 ) -> Result<Bytes, GatewayError> {
     let too_large = || GatewayError::PayloadTooLarge { limit };
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced = announced_length(req);
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -84,6 +91,13 @@ pub async fn read_body(
             })?;
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
+            }
+            if !room.grow(chunk.len()) {
+                return Err(GatewayError::refused(
+                    Code::Overloaded,
+                    "the gateway holds as many request bodies as its memory bound allows; \
+                     retry shortly",
+                ));
             }
             body.extend_from_slice(&chunk);
         }

@@ -241,3 +241,56 @@ async fn beyond_the_working_limit_a_request_waits_its_turn_while_it_could_still_
     let resp = app.send_signed("beta", &sign(&body("AFTER", 1))).await;
     assert_eq!(resp.status(), 202);
 }
+
+#[actix_rt::test]
+async fn bodies_in_flight_are_bounded_by_their_bytes_and_the_room_comes_back() {
+    use tokio::io::AsyncWriteExt;
+    // Room for 4096 bytes of bodies; TradingView is a normal source, which
+    // may use 80 % of it (3276).
+    let app = spawn_app(options(
+        "[http]\nmax_body_bytes = 4096\n[lanes]\nmax_body_bytes_in_flight = 4096\n",
+    ))
+    .await;
+    let addr = app.addr();
+    // A request announcing 3000 bytes of which 2000 arrive: they are held
+    // while the rest is awaited.
+    let long_body = format!("buy BTCUSDT 1{}", " ".repeat(2987));
+    let held = raw_alert(&addr, &long_body);
+    let (head, rest) = held.split_at(held.len() - 1000);
+    let mut slow = app.connect().await;
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // An announced length takes nothing until its bytes arrive: a
+    // 4000-byte claim with nothing sent holds no room.
+    let mut claim = app.connect().await;
+    let claimed = format!(
+        "POST /webhooks/tradingview?token={TV_TOKEN} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nContent-Length: 4000\r\n\r\n"
+    );
+    claim.write_all(claimed.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // 1300 more bytes would pass the lane's 3276: refused.
+    let big = raw_alert(&addr, &format!("buy BTCUSDT 2{}", " ".repeat(1287)));
+    let mut conn = app.connect().await;
+    conn.write_all(big.as_bytes()).await.unwrap();
+    let (status, answer) = read_answer(&mut conn).await;
+    assert_eq!(status, 503, "{answer}");
+    // 300 still fit beside the 2000.
+    let small = raw_alert(&addr, &format!("buy BTCUSDT 3{}", " ".repeat(287)));
+    let mut conn = app.connect().await;
+    conn.write_all(small.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut conn).await, 202);
+
+    // The slow body completes and is answered; its room comes back.
+    slow.write_all(rest.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut slow).await, 202);
+    let mut conn = app.connect().await;
+    conn.write_all(big.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut conn).await, 202);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .contains(r#"gateway_requests_shed_total{priority="normal",source="tradingview"} 1"#),
+        "{metrics}"
+    );
+}
