@@ -328,7 +328,7 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(http.keep_alive_sec))
         .shutdown_timeout(http.shutdown_timeout_sec)
-        // SIGTERM/SIGINT drain first (`run_until_stopped`, `ingress/drain.rs`).
+        // SIGTERM/SIGINT drain first (`main` runs `ingress::drain::on_signals`).
         .disable_signals()
         .max_connections(http.max_connections_per_worker)
         .on_connect(ingress::arrival::on_connect)
@@ -385,8 +385,8 @@ impl Application {
         self.tls_port
     }
 
-    /// Stops the server at once (`graceful`: finish in-flight requests
-    /// first), without the drain.
+    /// Stops the server without the drain (`stop(true)` still finishes the
+    /// requests in flight).
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }

@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use crate::ids::SourceId;
-use crate::lanes::LaneSettings;
+use crate::lanes::{LaneSettings, Priority};
 use crate::sources::registry::RegistryKey;
 use crate::sources::{
     build_source, parse_nets, SourceConfig, SourceDefaults, SourceMap, SourceSection,
@@ -467,10 +467,14 @@ fn validate(mut raw: RawSettings) -> Result<Settings, ConfigError> {
         raw.lanes.max_in_flight as u64,
     ));
     problems.check(positive("lanes.max_working", raw.lanes.max_working as u64));
-    if raw.lanes.max_body_bytes_in_flight < raw.http.max_body_bytes {
+    // The smallest lane share must hold one body of the largest size.
+    let low_room = raw
+        .lanes
+        .limit(raw.lanes.max_body_bytes_in_flight, Priority::Low);
+    if low_room < raw.http.max_body_bytes {
         problems.push(format!(
-            "lanes.max_body_bytes_in_flight ({}) is less than http.max_body_bytes ({}): \
-             a body of the largest size could never be taken in",
+            "lanes.max_body_bytes_in_flight ({}): its low-priority share ({low_room}) is less \
+             than http.max_body_bytes ({}), so a body of the largest size could never be taken in",
             raw.lanes.max_body_bytes_in_flight, raw.http.max_body_bytes
         ));
     }
@@ -785,16 +789,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn tradingview_ack_wait_must_stay_below_three_seconds() {
+    /// Why a configuration file holding `toml` is refused.
+    fn refusal(toml: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.toml");
-        std::fs::write(
-            &path,
-            "[sources.tradingview]\nack_wait_ms = 3500\ntoken = \"tv-token-0123456789\"\n",
-        )
-        .unwrap();
-        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
-        assert!(err.0.contains("ack_wait_ms"), "{err}");
+        std::fs::write(&path, toml).unwrap();
+        Settings::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .0
+    }
+
+    #[test]
+    fn tradingview_ack_wait_must_stay_below_three_seconds() {
+        let err =
+            refusal("[sources.tradingview]\nack_wait_ms = 3500\ntoken = \"tv-token-0123456789\"\n");
+        assert!(err.contains("ack_wait_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_low_lane_share_of_body_room_must_hold_the_largest_body() {
+        // 50 % of 1 MiB for the low lane: a 1 MiB body could never fit.
+        let err = refusal(
+            "[http]\nmax_body_bytes = 1048576\n[lanes]\nmax_body_bytes_in_flight = 1048576\n",
+        );
+        assert!(err.contains("lanes.max_body_bytes_in_flight"), "{err}");
     }
 }

@@ -69,7 +69,7 @@ pub struct Shutdown {
 impl Shutdown {
     /// Drains, then stops gracefully; returns when the server has stopped.
     /// `early` ends the drain before its time (a second signal).
-    pub async fn drain_then_stop(&self, early: impl std::future::Future<Output = ()>) {
+    pub async fn drain_then_stop(&self, early: impl Future<Output = ()>) {
         self.draining.begin();
         tracing::info!(
             drain_ms = self.drain.as_millis() as u64,
@@ -90,8 +90,9 @@ impl Shutdown {
 }
 
 /// Runs for the life of the process (`main` spawns it): SIGTERM or SIGINT
-/// drains then stops, a second one ends the drain early; SIGQUIT stops at
-/// once.
+/// drains then stops, and a second signal of any of the three ends the
+/// drain early; SIGQUIT first stops at once. Once the drain is over the stop
+/// needs no signal: it is bounded by `http.shutdown_timeout_sec`.
 pub async fn on_signals(shutdown: Shutdown) {
     use tokio::signal::unix::{signal, SignalKind};
     let (term, int, quit) = (

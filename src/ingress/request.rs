@@ -57,8 +57,6 @@ pub fn check_content_headers(req: &HttpRequest) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// Reads the body, refusing more than `limit` bytes as received (413, read
-/// no further) and bodies slower than `timeout` (408).
 fn announced_length(req: &HttpRequest) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)
@@ -66,8 +64,9 @@ fn announced_length(req: &HttpRequest) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-/// Reads the whole body, at most `limit` bytes within `timeout`, each chunk
-/// taking its bytes of `room` as it arrives (none left: 503 `overloaded`).
+/// Reads the body, refusing more than `limit` bytes as received (413, read
+/// no further) and bodies slower than `timeout` (408). Each chunk takes its
+/// bytes of `room` as it arrives (none left: 503 `overloaded`).
 pub async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,

@@ -245,18 +245,18 @@ async fn beyond_the_working_limit_a_request_waits_its_turn_while_it_could_still_
 #[actix_rt::test]
 async fn bodies_in_flight_are_bounded_by_their_bytes_and_the_room_comes_back() {
     use tokio::io::AsyncWriteExt;
-    // Room for 4096 bytes of bodies; TradingView is a normal source, which
-    // may use 80 % of it (3276).
+    // Room for 8192 bytes of bodies; TradingView is a normal source, which
+    // may use 80 % of it (6553).
     let app = spawn_app(options(
-        "[http]\nmax_body_bytes = 4096\n[lanes]\nmax_body_bytes_in_flight = 4096\n",
+        "[http]\nmax_body_bytes = 4096\n[lanes]\nmax_body_bytes_in_flight = 8192\n",
     ))
     .await;
     let addr = app.addr();
-    // A request announcing 3000 bytes of which 2000 arrive: they are held
+    // A request announcing 4000 bytes of which 3500 arrive: they are held
     // while the rest is awaited.
-    let long_body = format!("buy BTCUSDT 1{}", " ".repeat(2987));
+    let long_body = format!("buy BTCUSDT 1{}", " ".repeat(3987));
     let held = raw_alert(&addr, &long_body);
-    let (head, rest) = held.split_at(held.len() - 1000);
+    let (head, rest) = held.split_at(held.len() - 500);
     let mut slow = app.connect().await;
     slow.write_all(head.as_bytes()).await.unwrap();
     // An announced length takes nothing until its bytes arrive: a
@@ -269,13 +269,13 @@ async fn bodies_in_flight_are_bounded_by_their_bytes_and_the_room_comes_back() {
     claim.write_all(claimed.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // 1300 more bytes would pass the lane's 3276: refused.
-    let big = raw_alert(&addr, &format!("buy BTCUSDT 2{}", " ".repeat(1287)));
+    // 3100 more bytes would pass the lane's 6553: refused.
+    let big = raw_alert(&addr, &format!("buy BTCUSDT 2{}", " ".repeat(3087)));
     let mut conn = app.connect().await;
     conn.write_all(big.as_bytes()).await.unwrap();
     let (status, answer) = read_answer(&mut conn).await;
     assert_eq!(status, 503, "{answer}");
-    // 300 still fit beside the 2000.
+    // 300 still fit beside the 3500.
     let small = raw_alert(&addr, &format!("buy BTCUSDT 3{}", " ".repeat(287)));
     let mut conn = app.connect().await;
     conn.write_all(small.as_bytes()).await.unwrap();
