@@ -111,12 +111,7 @@ CONF
   "$NATS_SERVER_BIN" -c "$tmp/n$i.conf" >>"$tmp/n$i.log" 2>&1 &
   NPID[$i]=$!
   pids+=("${NPID[$i]}")
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/${CPORT[$i]}") 2>/dev/null && return 0
-    kill -0 "${NPID[$i]}" 2>/dev/null || { tail -n 20 "$tmp/n$i.log" >&2; die "n$i exited at start"; }
-    sleep 0.1
-  done
-  die "n$i not listening after 10 s"
+  wait_listening "${CPORT[$i]}" "${NPID[$i]}" "$tmp/n$i.log" "n$i"
 }
 
 kill_node() {
@@ -139,30 +134,11 @@ wait_until() {
   return 1
 }
 
-# The gateway, as lib.sh's start_gateway but with the three URLs and R3.
+# The gateway (lib.sh's start_gateway) with the three URLs, R3, and the
+# private copy of the binary.
 start_cluster_gateway() {
-  GW_PORT="$(free_port)"
-  printf '[nats]\nstream_replicas = 3\n' >"$tmp/gateway.toml"
-  env -u TRADINGVIEW_TOKEN \
-    HTTP_ADDR="127.0.0.1:$GW_PORT" \
-    NATS_URL="$NATS_URLS" \
-    ALLOWED_SOURCES=alpha \
-    API_KEY_HMAC_SECRET="$SECRET" \
-    RATE_LIMIT_RPS=1000000 \
-    RATE_LIMIT_BURST=1000000 \
-    LOG_LEVEL="${GW_LOG_LEVEL:-info}" \
-    STORE_BACKEND="${STORE_BACKEND:-jetstream}" \
-    "$tmp/at-gateway" --config "$tmp/gateway.toml" >>"$tmp/gateway.log" 2>&1 &
-  GW_PID=$!
-  pids+=("$GW_PID")
-  GW_URL="http://127.0.0.1:$GW_PORT"
-  for _ in $(seq 1 150); do
-    curl -fsS -o /dev/null --max-time 1 "$GW_URL/readyz" 2>/dev/null && return 0
-    kill -0 "$GW_PID" 2>/dev/null || { tail -n 20 "$tmp/gateway.log" >&2; die "gateway exited at start"; }
-    sleep 0.2
-  done
-  tail -n 20 "$tmp/gateway.log" >&2
-  die "gateway /readyz not 200 after 30 s"
+  GATEWAY_BIN="$tmp/at-gateway" GW_LOG_LEVEL="${GW_LOG_LEVEL:-info}" NATS_URL_OVERRIDE="$NATS_URLS" \
+    start_gateway $'[nats]\nstream_replicas = 3\n'
 }
 
 log "starting n1 n2 n3 (client ports ${CPORT[*]}, monitoring $MON)"

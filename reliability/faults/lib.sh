@@ -118,12 +118,19 @@ start_nats() {
     >>"$tmp/nats.log" 2>&1 &
   NATS_PID=$!
   pids+=("$NATS_PID")
+  wait_listening "$NATS_PORT" "$NATS_PID" "$tmp/nats.log" nats-server
+}
+
+# wait_listening PORT PID LOG NAME: returns once PORT on loopback accepts
+# connections; dies, with LOG's last lines, if PID exits first or after 10 s.
+wait_listening() {
+  local port="$1" pid="$2" log="$3" name="$4"
   for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
-    kill -0 "$NATS_PID" 2>/dev/null || { tail -n 20 "$tmp/nats.log" >&2; die "nats-server exited at start"; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "$name exited at start"; }
     sleep 0.1
   done
-  die "nats-server not listening after 10 s"
+  die "$name not listening after 10 s"
 }
 
 # start_gateway [EXTRA_TOML]: the release binary (or $GATEWAY_BIN) against our

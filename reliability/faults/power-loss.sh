@@ -96,12 +96,7 @@ start_node() {
   "$NATS_SERVER_BIN" -c "$tmp/n$i.conf" >>"$tmp/n$i.log" 2>&1 &
   NPID[$i]=$!
   pids+=("${NPID[$i]}")
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/${CPORT[$i]}") 2>/dev/null && return 0
-    kill -0 "${NPID[$i]}" 2>/dev/null || { tail -n 20 "$tmp/n$i.log" >&2; die "n$i exited at start"; }
-    sleep 0.1
-  done
-  die "n$i not listening after 10 s"
+  wait_listening "${CPORT[$i]}" "${NPID[$i]}" "$tmp/n$i.log" "n$i"
 }
 
 for i in $(seq 1 "$NODES"); do mount_lazyfs "$i"; done
