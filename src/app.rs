@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Supervisor};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::failures::FailureLimiter;
@@ -385,12 +385,6 @@ impl Application {
         self.tls_port
     }
 
-    /// Stops the server without the drain (`stop(true)` still finishes the
-    /// requests in flight).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
     /// Stops the server the way SIGTERM does: drain, then stop gracefully.
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
@@ -406,8 +400,8 @@ impl Application {
     }
 
     /// Serves until stopped through [`Application::shutdown`] (which `main`
-    /// calls on SIGTERM/SIGINT, [`drain::on_signals`]) or
-    /// [`Application::handle`], and returns once in-flight requests finished.
+    /// calls on SIGTERM/SIGINT, [`drain::on_signals`]), and returns once
+    /// in-flight requests finished.
     /// Returns an error naming what to fix when the NATS server or the
     /// stream cannot give the guarantees the gateway is configured for (an
     /// old server, a stream whose settings contradict the configuration):
