@@ -20,7 +20,9 @@
 # (use built binaries; GATEWAY_BIN picks the gateway binary), GATEWAY_CONFIG
 # (a TOML file the gateway reads with --config, e.g. other [lanes]), STORE_BACKEND
 # (jetstream; stream: claims in the batch), NATS_NODES=3 (an R3 cluster, lib.sh),
-# SMOKE=1 (tiny bursts, under 30 s, fails unless every alert got a 2xx: for CI).
+# SMOKE=1 (tiny bursts, under 30 s, fails unless every alert got a 2xx: for CI),
+# RESEND=1 (the client re-sends a 500-599 answer but 504 as TradingView does:
+# 5 s later, up to 3 times; the report adds what was delivered in the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,12 +109,13 @@ for n in $BURSTS; do
       *) die "ROWS: unknown target '$target'" ;;
     esac
     args=()
+    [ "${RESEND:-0}" = 1 ] && args+=(--resend)
     case "$transport" in
       http) url="http://127.0.0.1:$port$path" ;;
       tls | tls-resume)
         [ -n "$tls_p" ] || die "ROWS: $target has no TLS listener"
         url="https://127.0.0.1:$tls_p$path"
-        args=(--ca "$tmp/ca.pem")
+        args+=(--ca "$tmp/ca.pem")
         [ "$transport" = tls-resume ] && args+=(--resume)
         ;;
       *) die "ROWS: unknown transport '$transport'" ;;
@@ -128,18 +131,34 @@ peak_rss() { awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2
 rss_line="- peak RSS over the run: gateway $(peak_rss "$gw_pid"), minimal program $(peak_rss "$min_pid")"
 # What the gateway's publishes met: retries show as error / timeout counts.
 echo "bench: gateway publish counters after the run:" >&2
-curl -fsS "http://127.0.0.1:$gw_port/metrics" | grep '^gateway_nats_publish_total' >&2 || true
+counters="$(curl -fsS "http://127.0.0.1:$gw_port/metrics" | grep '^gateway_nats_publish_total' || true)"
+echo "$counters" >&2
 gateway_log_check gateway
+# With re-sends every alert should be stored exactly once: the gateway's
+# stored signals against its distinct alerts (every body is unique) and the
+# ones it delivered.
+stored_line=""
+if [ "${RESEND:-0}" = 1 ]; then
+  stored="$(echo "$counters" | awk '/status="ok",subject="signals.normalized"/ { print $2 }')"
+  # The TLS-resumption rows' priming requests are alerts too.
+  sent="$(python3 -c 'import json,sys; print(sum(r["count"] + r["primed"] for r in map(json.loads, open(sys.argv[1])) if r["target"] == "gateway"))' "$results")"
+  got="$(python3 -c 'import json,sys; print(sum(r["resend"]["delivered"] for r in map(json.loads, open(sys.argv[1])) if r["target"] == "gateway"))' "$results")"
+  stored_line="- gateway: ${stored:-?} signals stored for $sent distinct alerts, $got of the bursts' alerts delivered to the sender (a 2xx or 409 duplicate)"
+fi
 
 mkdir -p bench/results
 cp "$results" bench/results/burst.json
 {
   python3 bench/burst_report.py "$results"
   echo "$rss_line"
+  [ -z "$stored_line" ] || echo "$stored_line"
   echo "- $nats_version x $NATS_NODES node(s), streams R$replicas (sync_interval: $NATS_SYNC), fresh store; STORE_BACKEND=${STORE_BACKEND:-jetstream}; gateway binary ${GATEWAY_BIN:-target/release/at-gateway}${GATEWAY_CONFIG:+ with --config $GATEWAY_CONFIG} at $(git rev-parse --short HEAD 2>/dev/null || echo '?'); server key $KEY"
   echo "- machine: $machine_before before the run; load average $(cut -d' ' -f1-3 /proc/loadavg) after; $(date -u '+%F %H:%M UTC')"
 } | tee bench/results/burst.md
 
 if [ "$SMOKE" = 1 ] && grep -q '"all_2xx":false' "$results"; then
   die "smoke: an alert of a tiny burst did not get a 2xx (see above)"
+fi
+if [ "$SMOKE" = 1 ] && [ "${RESEND:-0}" = 1 ] && [ "${stored:-}" != "$sent" ]; then
+  die "smoke: the gateway stored ${stored:-?} signals for $sent distinct alerts"
 fi

@@ -48,6 +48,22 @@ def main(path):
     g, m = best.get("gateway/http", [0])[0], best.get("minimal/http", [0])[0]
     if m:
         print(f"- ratio gateway/minimal (plain HTTP): **{g / m:.2f}**")
+    resent = [r for r in rows if r.get("resend")]
+    if resent:
+        print()
+        print("With TradingView's re-sends (a 500-599 answer but 504 sent again 5 s later, up to 3 times; "
+              "delivered: a 2xx or a 409 `duplicate`; latency from the first due time):")
+        print()
+        print("| row | alerts | delivered | of them on a re-send | never delivered (last answer) "
+              "| delivery p50 / p99 / max ms | sends |")
+        print("|---|---:|---:|---:|---|---|---:|")
+        for r in resent:
+            x, d = r["resend"], r["resend"]["delivery"]
+            lost = ", ".join(f"{k}: {v}" for k, v in x["last_outcomes"].items()
+                             if not (k.startswith("2") or k == "409 duplicate")) or "–"
+            print(f"| {r['target']}/{r['transport']} | {r['count']} | {x['delivered']} "
+                  f"| {x['delivered_on_resend']} | {lost} "
+                  f"| {fmt(d['p50_ms'])} / {fmt(d['p99_ms'])} / {fmt(d['max_ms'])} | {x['sends']} |")
 
 
 if __name__ == "__main__":

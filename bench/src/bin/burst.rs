@@ -5,7 +5,7 @@
 //! or without session resumption).
 //!
 //! `burst --target NAME --url http://127.0.0.1:PORT/webhooks/tradingview?token=T
-//!        --count N --window SECS [--timeout-ms 3000] [--ca FILE] [--resume]
+//!        --count N --window SECS [--timeout-ms 3000] [--ca FILE] [--resume] [--resend]
 //!        [--tag STR] [--content-type application/json] [--watch NAME=PID[,PID]]`
 //!
 //! `https://` URLs need `--ca` (the PEM CA that signed the server's
@@ -22,6 +22,14 @@
 //! handshakes, CPU seconds of the watched processes and of this client
 //! during the burst (/proc/PID/stat), the client's send lag. A summary on
 //! stderr.
+//!
+//! `--resend` also does what TradingView does with an answer of 500-599
+//! other than 504: send the identical body again 5 s later, up to 3 times
+//! (a timeout is not re-sent). The line then also says how many alerts were
+//! delivered in the end (a 2xx, or a 409 `duplicate`: an earlier send of the
+//! same body is stored), how many only on a re-send, the delivery latency
+//! from the first due time, and how many were never delivered. The burst's
+//! own figures above stay those of the first sends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,12 +60,36 @@ struct Record {
     resumed: bool,
     /// "202", "503 buffer_full", "timeout connect", "error connect", ...
     outcome: String,
+    /// Sends made (1 + TradingView-style re-sends), the last one's outcome,
+    /// and seconds from the first due time to delivery, if delivered.
+    sends: u32,
+    last: String,
+    delivered: Option<f64>,
+}
+
+/// TradingView re-sends an alert answered 500-599, except 504, after 5 s, up
+/// to three times, with the identical body.
+const RESEND_AFTER: Duration = Duration::from_secs(5);
+const RESENDS: u32 = 3;
+
+fn resent(outcome: &str) -> bool {
+    let status = outcome
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse::<u16>().ok());
+    status.is_some_and(|s| (500..=599).contains(&s) && s != 504)
+}
+
+/// A 2xx, or a 409 `duplicate`: the signal is stored (by this send or an
+/// earlier one whose answer was lost to the sender).
+fn delivered(outcome: &str) -> bool {
+    outcome.starts_with('2') || outcome == "409 duplicate"
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: burst --target NAME --url http[s]://HOST:PORT/PATH --count N --window SECS \
-         [--timeout-ms MS] [--ca FILE] [--resume] [--tag STR] [--content-type T] \
+         [--timeout-ms MS] [--ca FILE] [--resume] [--resend] [--tag STR] [--content-type T] \
          [--watch NAME=PID[,PID...]]"
     );
     std::process::exit(2)
@@ -140,18 +172,44 @@ async fn attempt(
     }
 }
 
-async fn one(target: Arc<Target>, request: Vec<u8>, due: Instant, timeout: Duration) -> Record {
+async fn one(
+    target: Arc<Target>,
+    request: Vec<u8>,
+    due: Instant,
+    timeout: Duration,
+    resend: bool,
+) -> Record {
     tokio::time::sleep_until(due.into()).await;
     let mut rec = Record {
         lag: due.elapsed().as_secs_f64(),
         ..Default::default()
     };
-    let result = tokio::time::timeout_at(
-        (due + timeout).into(),
-        attempt(&target, &request, due, &mut rec),
-    )
-    .await;
-    rec.outcome = match result {
+    rec.outcome = send(&target, &request, due, timeout, &mut rec).await;
+    rec.sends = 1;
+    rec.last = rec.outcome.clone();
+    while resend && resent(&rec.last) && rec.sends <= RESENDS {
+        tokio::time::sleep(RESEND_AFTER).await;
+        let again = Instant::now();
+        rec.last = send(&target, &request, again, timeout, &mut Record::default()).await;
+        rec.sends += 1;
+    }
+    if delivered(&rec.last) {
+        rec.delivered = Some(due.elapsed().as_secs_f64());
+    }
+    rec
+}
+
+/// One send with the client timeout counted from `due`: its outcome.
+async fn send(
+    target: &Target,
+    request: &[u8],
+    due: Instant,
+    timeout: Duration,
+    rec: &mut Record,
+) -> String {
+    let result =
+        tokio::time::timeout_at((due + timeout).into(), attempt(target, request, due, rec)).await;
+    match result {
         Ok(Ok((status, body))) => {
             rec.done = Some(due.elapsed().as_secs_f64());
             match (status, error_code(&body)) {
@@ -163,8 +221,7 @@ async fn one(target: Arc<Target>, request: Vec<u8>, due: Instant, timeout: Durat
         Err(_) if rec.connect.is_none() => "timeout connect".into(),
         Err(_) if target.tls.is_some() && rec.handshake.is_none() => "timeout handshake".into(),
         Err(_) => "timeout answer".into(),
-    };
-    rec
+    }
 }
 
 fn pct(sorted: &[f64], q: f64) -> Option<f64> {
@@ -196,11 +253,16 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (mut name, mut url, mut count, mut window) = (None, None, None, None);
     let (mut timeout_ms, mut ca, mut resume, mut tag) = (3000u64, None, false, String::from("b"));
+    let mut resend = false;
     let mut content_type = String::from("application/json");
     let mut watch: Vec<(String, Vec<String>)> = Vec::new();
     while let Some(arg) = args.next() {
         if arg == "--resume" {
             resume = true;
+            continue;
+        }
+        if arg == "--resend" {
+            resend = true;
             continue;
         }
         let Some(value) = args.next() else { usage() };
@@ -310,7 +372,7 @@ fn main() {
         let mut tasks = Vec::with_capacity(count);
         for (i, req) in requests.into_iter().enumerate() {
             let due = start + step * i as u32;
-            tasks.push(tokio::spawn(one(target.clone(), req, due, timeout)));
+            tasks.push(tokio::spawn(one(target.clone(), req, due, timeout, resend)));
         }
         tokio::time::sleep_until(start.into()).await;
         let before: Vec<Option<f64>> = watch.iter().map(|(_, p)| cpu_group(p)).collect();
@@ -356,6 +418,21 @@ fn main() {
             serde_json::json!(v.map(|v| (v * 1000.0 / count.max(1) as f64).round())),
         );
     }
+    let resends = resend.then(|| {
+        let after: Vec<&Record> = records.iter().filter(|r| r.sends > 1).collect();
+        let mut last: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &records {
+            *last.entry(r.last.clone()).or_default() += 1;
+        }
+        serde_json::json!({
+            "delivered": records.iter().filter(|r| r.delivered.is_some()).count(),
+            "delivered_on_resend": after.iter().filter(|r| r.delivered.is_some()).count(),
+            "resent": after.len(),
+            "sends": records.iter().map(|r| r.sends as usize).sum::<usize>(),
+            "last_outcomes": last,
+            "delivery": percentiles(records.iter().filter_map(|r| r.delivered).collect()),
+        })
+    });
     let line = serde_json::json!({
         "target": name,
         "transport": if target.tls.is_none() { "http" } else if resume { "tls-resume" } else { "tls" },
@@ -375,6 +452,7 @@ fn main() {
         "cpu": cpu,
         "client_cpu_ms": client_cpu.map(|c| (c * 1000.0).round()),
         "wall_s": (wall * 1000.0).round() / 1000.0,
+        "resend": resends,
     });
     println!("{line}");
     eprintln!(
