@@ -82,6 +82,12 @@ impl EventId {
     pub fn generate() -> Self {
         EventId(Uuid::now_v7())
     }
+
+    /// When the id was made (Unix ms): a UUIDv7 carries it.
+    pub fn unix_ms(&self) -> Option<u64> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        Some(secs * 1000 + u64::from(nanos) / 1_000_000)
+    }
 }
 
 impl fmt::Display for EventId {

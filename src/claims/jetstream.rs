@@ -7,8 +7,11 @@
 //! - A claim is written as *pending* with a lease (the message window plus a
 //!   margin). A holder that crashed leaves a pending entry behind; once its
 //!   lease has run out the next request takes it over with a revision-checked
-//!   `update`, and JetStream's `Nats-Msg-Id` de-duplication keeps a
-//!   re-publish from storing the signal twice.
+//!   `update` and continues the holder's signal. What the holder stored is
+//!   read back from the stream first (`publish/resume.rs`), so a takeover
+//!   after JetStream's duplicate window does not store it twice either. A
+//!   body-hash key's intent is not continued once its horizon has passed:
+//!   the same body is then a new signal.
 //! - Commit and release are revision-checked too, so they never touch a
 //!   claim that was taken over.
 //! - Entries expire with the bucket's `max_age` (one per bucket: twice the
@@ -257,6 +260,9 @@ where
             Entry::Pending {
                 intent: previous, ..
             } => {
+                // A body-hash key's intent counts only for its horizon: past
+                // it the same body is a new signal, not the crashed one.
+                let previous = previous.filter(|v| !v.expired(now_ms()));
                 let carried = previous.as_ref().or(intent);
                 match kv
                     .update(&k, self.pending(owner, carried), entry.revision)

@@ -88,7 +88,10 @@ pub(super) async fn prepare(
     let record = Record::new(event_id, body_hash, &key);
     let (messages, claims, claim_roles) =
         with_claims(signal.messages, proven.nonce.as_ref(), &key_claim, &record)?;
-    let ticket = publish(stages, &source, messages, claims).await?;
+    // A claim taken over from a crashed gateway: its messages may be in the
+    // stream already, longer ago than JetStream's duplicate window.
+    let resumed_from_ms = key_claim.resumed().and_then(|r| r.event_id.unix_ms());
+    let ticket = publish(stages, &source, messages, claims, resumed_from_ms).await?;
     let delivery = settle(ticket, event_id, proven.nonce, key_claim, record);
     Ok(Prepared {
         delivery,
@@ -298,11 +301,13 @@ async fn publish(
     source: &SourceConfig,
     messages: Vec<Outbound>,
     claims: usize,
+    resumed_from_ms: Option<u64>,
 ) -> Result<PublishTicket, GatewayError> {
     let publish = Publish {
         messages,
         claims,
         priority: source.priority,
+        resumed_from_ms,
     };
     stage::call(&stages.publisher, publish, "publisher").await
 }

@@ -26,6 +26,7 @@
 
 mod batch;
 pub mod connection;
+mod resume;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -65,6 +66,11 @@ pub struct Publish {
     pub claims: usize,
     /// The source's lane: how much of the buffer it may fill.
     pub priority: Priority,
+    /// When these messages continue the signal of a gateway that crashed
+    /// while publishing it: when that gateway claimed the key (Unix ms).
+    /// The messages already in the stream are then not published again
+    /// (`resume.rs`).
+    pub resumed_from_ms: Option<u64>,
 }
 
 /// Message out: resolves once every message is acknowledged, or fails
@@ -248,7 +254,18 @@ impl Handler<Traced<Publish>> for Publisher {
                 waiting,
             };
             let delivered = async move {
-                let outcome = deliver(delivery, &msg.messages, msg.claims).await;
+                let outcome = match msg.resumed_from_ms {
+                    None => deliver(delivery, &msg.messages, msg.claims).await,
+                    Some(claimed_ms) => {
+                        let js = delivery.js.clone();
+                        let stream = delivery.stream.clone();
+                        match resume::unstored(&js, &stream, msg.messages, claimed_ms, window).await
+                        {
+                            Ok(rest) => deliver(delivery, &rest, msg.claims).await,
+                            Err(e) => Err(Undelivered::WindowExpired(e)),
+                        }
+                    }
+                };
                 drop(in_flight);
                 let _ = tx.send(outcome);
             };

@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use at_gateway::idempotency::{self, Record};
 use at_gateway::ids::{EventId, SourceId};
@@ -102,4 +102,86 @@ async fn a_retry_after_a_gateway_crash_continues_the_stored_signal_under_its_eve
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["code"], "duplicate");
     assert_eq!(answer["event_id"], crashed.to_string());
+}
+
+/// Past JetStream's duplicate window the stream no longer drops a
+/// re-published copy, and a sender may retry hours later: the take-over
+/// reads the stream and publishes only what the crashed gateway did not
+/// store. (Before, the raw message was stored a second time.)
+#[actix_rt::test]
+async fn a_retry_after_the_duplicate_window_does_not_store_the_crashed_signal_twice() {
+    let nats = NatsServer::start();
+    let options =
+        AppOptions::with_config("[nats]\nmessage_window_sec = 1\nduplicate_window_sec = 1\n");
+    let gw = GatewayProcess::start(&nats.url(), &options).await;
+    let crashed = EventId(uuid::Uuid::now_v7());
+    leave_crash_behind(&nats.url(), "crash-2", crashed).await;
+    // The stream forgets the raw message's Nats-Msg-Id once its 1 s window
+    // has passed (nats-server purges on a timer of that window).
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+
+    let (status, answer) = retry(&gw, "crash-2").await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["event_id"], crashed.to_string(), "{answer}");
+
+    let stored = read_stream(&nats.url()).await;
+    let count = |subject: &str| stored.iter().filter(|m| m.subject == subject).count();
+    assert_eq!(
+        count("signals.raw"),
+        1,
+        "the raw message the crashed gateway stored is not stored again\n{}",
+        gw.logs()
+    );
+    assert_eq!(
+        count("signals.normalized"),
+        1,
+        "the missing message is published"
+    );
+    let normalized = stored
+        .iter()
+        .find(|m| m.subject == "signals.normalized")
+        .unwrap();
+    assert_eq!(normalized.json["event_id"], crashed.to_string());
+}
+
+/// A body-hash key (no id of the sender's) counts only for the source's
+/// `content_dedupe_sec`: once that has passed, the same body is a new
+/// signal. A crashed gateway's pending claim on it is then taken over as a
+/// fresh claim, not continued under the crashed signal's event id.
+#[actix_rt::test]
+async fn a_crashed_claim_on_a_body_hash_past_its_horizon_starts_a_new_signal() {
+    let nats = NatsServer::start();
+    let gw = GatewayProcess::start(&nats.url(), &AppOptions::default()).await;
+    let source = SourceId::parse("alpha").unwrap();
+    let body_hash = idempotency::body_hash(&source, BODY.as_bytes());
+    let crashed = EventId(uuid::Uuid::now_v7());
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let intent = Record {
+        event_id: crashed,
+        body_hash,
+        until_ms: Some(now_ms - 1000),
+    };
+    let entry = serde_json::json!({"state": "pending", "lease_until_ms": now_ms - 1000,
+        "owner": 7, "intent": intent});
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let kv = js.get_key_value("at-gateway-idempotency").await.unwrap();
+    let key = format!("alpha:b:{}", hex::encode(body_hash));
+    let bucket_key = hex::encode(Sha256::digest(key.as_bytes()));
+    kv.put(bucket_key, entry.to_string().into()).await.unwrap();
+
+    let (status, answer) = gw.signed(&sign(BODY)).answer().await;
+    assert_eq!(status, 202, "{answer}");
+    assert_ne!(
+        answer["event_id"],
+        crashed.to_string(),
+        "a body past its horizon is a new signal, under a new event id\n{}",
+        gw.logs()
+    );
+    let stored = read_stream(&nats.url()).await;
+    assert!(stored
+        .iter()
+        .all(|m| m.json["event_id"] == answer["event_id"]));
 }
