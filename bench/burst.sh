@@ -141,8 +141,10 @@ stored_line=""
 if [ "${RESEND:-0}" = 1 ]; then
   stored="$(echo "$counters" | awk '/status="ok",subject="signals.normalized"/ { print $2 }')"
   # The TLS-resumption rows' priming requests are alerts too.
-  sent="$(python3 -c 'import json,sys; print(sum(r["count"] + r["primed"] for r in map(json.loads, open(sys.argv[1])) if r["target"] == "gateway"))' "$results")"
-  got="$(python3 -c 'import json,sys; print(sum(r["resend"]["delivered"] for r in map(json.loads, open(sys.argv[1])) if r["target"] == "gateway"))' "$results")"
+  read -r sent got < <(python3 -c '
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["target"] == "gateway"]
+print(sum(r["count"] + r["primed"] for r in rows), sum(r["resend"]["delivered"] for r in rows))' "$results")
   stored_line="- gateway: ${stored:-?} signals stored for $sent distinct alerts, $got of the bursts' alerts delivered to the sender (a 2xx or 409 duplicate)"
 fi
 

@@ -254,17 +254,18 @@ impl Handler<Traced<Publish>> for Publisher {
                 waiting,
             };
             let delivered = async move {
-                let outcome = match msg.resumed_from_ms {
-                    None => deliver(delivery, &msg.messages, msg.claims).await,
+                let messages = match msg.resumed_from_ms {
+                    None => Ok(msg.messages),
                     Some(claimed_ms) => {
-                        let js = delivery.js.clone();
-                        let stream = delivery.stream.clone();
-                        match resume::unstored(&js, &stream, msg.messages, claimed_ms, window).await
-                        {
-                            Ok(rest) => deliver(delivery, &rest, msg.claims).await,
-                            Err(e) => Err(Undelivered::WindowExpired(e)),
-                        }
+                        let (js, stream) = (&delivery.js, &delivery.stream);
+                        resume::unstored(js, stream, msg.messages, claimed_ms, window)
+                            .await
+                            .map_err(Undelivered::WindowExpired)
                     }
+                };
+                let outcome = match messages {
+                    Ok(messages) => deliver(delivery, &messages, msg.claims).await,
+                    Err(e) => Err(e),
                 };
                 drop(in_flight);
                 let _ = tx.send(outcome);

@@ -10,8 +10,9 @@
 
 use crate::common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use at_gateway::claims::now_ms;
 use at_gateway::idempotency::{self, Record};
 use at_gateway::ids::{EventId, SourceId};
 use common::*;
@@ -43,14 +44,16 @@ async fn leave_crash_behind(nats_url: &str, key: &str, event_id: EventId) {
         body_hash: idempotency::body_hash(&source, BODY.as_bytes()),
         until_ms: None,
     };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let entry = serde_json::json!({"state": "pending", "lease_until_ms": now_ms - 1000,
+    leave_pending_claim(&js, &format!("alpha:h:{key}"), &intent).await;
+}
+
+/// The pending claim a crashed gateway leaves on idempotency key `key`,
+/// meaning to commit `intent`, with its lease already over.
+async fn leave_pending_claim(js: &async_nats::jetstream::Context, key: &str, intent: &Record) {
+    let entry = serde_json::json!({"state": "pending", "lease_until_ms": now_ms() - 1000,
         "owner": 7, "intent": intent});
     let kv = js.get_key_value("at-gateway-idempotency").await.unwrap();
-    let bucket_key = hex::encode(Sha256::digest(format!("alpha:h:{key}").as_bytes()));
+    let bucket_key = hex::encode(Sha256::digest(key.as_bytes()));
     kv.put(bucket_key, entry.to_string().into()).await.unwrap();
 }
 
@@ -155,22 +158,14 @@ async fn a_crashed_claim_on_a_body_hash_past_its_horizon_starts_a_new_signal() {
     let source = SourceId::parse("alpha").unwrap();
     let body_hash = idempotency::body_hash(&source, BODY.as_bytes());
     let crashed = EventId(uuid::Uuid::now_v7());
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
     let intent = Record {
         event_id: crashed,
         body_hash,
-        until_ms: Some(now_ms - 1000),
+        until_ms: Some(now_ms() - 1000),
     };
-    let entry = serde_json::json!({"state": "pending", "lease_until_ms": now_ms - 1000,
-        "owner": 7, "intent": intent});
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let kv = js.get_key_value("at-gateway-idempotency").await.unwrap();
     let key = format!("alpha:b:{}", hex::encode(body_hash));
-    let bucket_key = hex::encode(Sha256::digest(key.as_bytes()));
-    kv.put(bucket_key, entry.to_string().into()).await.unwrap();
+    leave_pending_claim(&js, &key, &intent).await;
 
     let (status, answer) = gw.signed(&sign(BODY)).answer().await;
     assert_eq!(status, 202, "{answer}");
